@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod lock;
+pub mod memory;
+mod quorum;
+mod redlock;
+pub mod runtime;
+pub mod scripts;
+mod settings;
+pub mod stats;
+
+pub use async_trait::async_trait;
+pub use backend::{BackendError, BackendErrorKind, LockBackend};
+pub use error::{InvalidInput, LockError};
+pub use lock::{Lock, ReleaseReport};
+pub use memory::MemoryBackend;
+pub use redlock::{Redlock, RedlockBuilder};
+pub use runtime::Runtime;
+pub use settings::{MAX_TTL, Settings};
+pub use stats::{AttemptStats, Attempts, Operation, Outcome, Vote};

@@ -1,0 +1,326 @@
+//! [`Lock`], the handle of a granted lock.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tracing::Instrument;
+
+use crate::{
+    error::LockError,
+    quorum::{Request, Verdict, Wait},
+    redlock::{Redlock, expiration, failure},
+    stats::{AttemptStats, Attempts},
+};
+
+/// What a lock holds on every backend: the keys, the value, and who holds it.
+pub(crate) struct Held {
+    pub(crate) redlock: Redlock,
+    pub(crate) keys: Vec<String>,
+    pub(crate) value: String,
+    released: AtomicBool,
+}
+
+impl Held {
+    pub(crate) fn new(redlock: Redlock, keys: Vec<String>) -> Arc<Self> {
+        Arc::new(Self {
+            redlock,
+            keys,
+            value: new_value(),
+            released: AtomicBool::new(false),
+        })
+    }
+
+    /// Records that no background cleanup is needed any more.
+    pub(crate) fn mark_released(&self) {
+        self.released.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Held {
+    /// The last handle is gone without a release: release in the background where the
+    /// runtime can spawn; otherwise the keys expire with their TTL.
+    fn drop(&mut self) {
+        if *self.released.get_mut() {
+            return;
+        }
+        let redlock = self.redlock.clone();
+        let keys = std::mem::take(&mut self.keys);
+        let value = std::mem::take(&mut self.value);
+        let runtime = redlock.runtime;
+        let spawned = runtime.spawn(async move {
+            let Ok(timer) = redlock.timer() else {
+                return;
+            };
+            // Nobody waits for this round: allow the longest derived timeout.
+            let ttl = Duration::from_secs(60);
+            let round = redlock
+                .backends
+                .round(
+                    timer,
+                    Request::Release,
+                    &keys,
+                    &value,
+                    redlock.settings.request_timeout_for(ttl),
+                    Duration::ZERO,
+                    1,
+                    Wait::All,
+                )
+                .await;
+            tracing::debug!(resources = ?keys, stats = %round.stats, "released a dropped lock");
+        });
+        if !spawned {
+            tracing::debug!("no runtime to release a dropped lock; its keys expire with their TTL");
+        }
+    }
+}
+
+/// A fresh lock value: 16 bytes from a CSPRNG, hex encoded.
+///
+/// `rand::rng()` is ChaCha12 seeded and periodically reseeded from the OS.
+fn new_value() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut text = String::with_capacity(32);
+    for byte in bytes {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// A granted lock on one or more resources, valid until [`expiration`](Self::expiration).
+///
+/// [`extend`](Self::extend) returns a new `Lock` with a later expiration (the old handle
+/// keeps its own); [`release`](Self::release) gives the resources back.
+#[must_use = "a lock is held until it is released or expires"]
+pub struct Lock {
+    held: Arc<Held>,
+    ttl: Duration,
+    expiration: Instant,
+    stats: AttemptStats,
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("resources", &self.held.keys)
+            .field("remaining", &self.remaining())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Lock::release`] found.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReleaseReport {
+    /// The lock had already passed its expiration before the release.
+    pub expired: bool,
+    /// How many backends still held at least one of the lock's keys and deleted it.
+    pub held_on: usize,
+    /// The release attempt that reached the quorum.
+    pub stats: AttemptStats,
+}
+
+impl Lock {
+    pub(crate) fn new(
+        held: Arc<Held>,
+        ttl: Duration,
+        expiration: Instant,
+        stats: AttemptStats,
+    ) -> Self {
+        Self {
+            held,
+            ttl,
+            expiration,
+            stats,
+        }
+    }
+
+    /// The locked resources, in the order given, without duplicates.
+    pub fn resources(&self) -> &[String] {
+        &self.held.keys
+    }
+
+    /// The random value this lock stored under every key.
+    pub fn value(&self) -> &str {
+        &self.held.value
+    }
+
+    /// When the lock stops being valid: the start of the granting attempt plus the TTL
+    /// minus the clock-drift allowance.
+    pub fn expiration(&self) -> Instant {
+        self.expiration
+    }
+
+    /// The TTL this lock was acquired (or last extended) with.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The validity left (zero once expired).
+    pub fn remaining(&self) -> Duration {
+        self.expiration.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether the validity has run out.
+    pub fn is_expired(&self) -> bool {
+        Instant::now() >= self.expiration
+    }
+
+    /// The attempt that granted (or last extended) this lock.
+    pub fn stats(&self) -> &AttemptStats {
+        &self.stats
+    }
+
+    /// The manager this lock came from.
+    pub fn redlock(&self) -> &Redlock {
+        &self.held.redlock
+    }
+
+    /// Extends the lock to `ttl` from now, returning a new handle.
+    ///
+    /// Succeeds when a quorum of backends still hold our value and reset the TTL, with
+    /// validity left. A failed extension changes nothing: the keys stay in place and
+    /// this lock stays valid until its current expiration. Failed attempts are retried
+    /// while the lock has not expired.
+    ///
+    /// # Errors
+    ///
+    /// - [`LockError::Expired`] when the lock expired already (nothing is sent);
+    /// - [`LockError::Lost`] when enough backends no longer hold our value;
+    /// - [`LockError::Unavailable`] or [`LockError::ValidityExhausted`] otherwise.
+    pub async fn extend(&self, ttl: Duration) -> Result<Lock, LockError> {
+        let redlock = &self.held.redlock;
+        redlock.settings.validate_ttl(ttl)?;
+        let timer = redlock.timer()?;
+        if self.is_expired() {
+            return Err(LockError::Expired);
+        }
+        let span = tracing::debug_span!("redlock.extend", resources = ?self.held.keys, ?ttl);
+        async {
+            let settings = &redlock.settings;
+            let timeout = settings.request_timeout_for(ttl);
+            let drift = settings.drift(ttl);
+            let mut attempts = Attempts::new();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let round = redlock
+                    .backends
+                    .round(
+                        timer,
+                        Request::Extend(ttl),
+                        &self.held.keys,
+                        &self.held.value,
+                        timeout,
+                        drift,
+                        attempt,
+                        Wait::Decision,
+                    )
+                    .await;
+                let verdict = round.verdict();
+                if verdict == Verdict::Success {
+                    let expiration = expiration(&round, ttl, drift);
+                    return Ok(Lock::new(
+                        Arc::clone(&self.held),
+                        ttl,
+                        expiration,
+                        round.stats,
+                    ));
+                }
+                attempts.push(round.stats);
+                let pause = settings.retry_pause();
+                if verdict == Verdict::Refused
+                    || attempt > settings.retry_count
+                    || Instant::now() + pause >= self.expiration
+                {
+                    tracing::debug!(attempts = attempts.total, ?verdict, "extend failed");
+                    return Err(failure(verdict, attempts, true));
+                }
+                timer.sleep(pause).await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Releases the lock on every backend.
+    ///
+    /// Returns once a quorum of backends confirmed that our keys are gone. Releasing a
+    /// lock that already expired makes one round and reports
+    /// [`expired`](ReleaseReport::expired); it is not retried.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Unavailable`] when no quorum of backends could confirm the release
+    /// (the keys then expire with their TTL).
+    pub async fn release(self) -> Result<ReleaseReport, LockError> {
+        let redlock = &self.held.redlock;
+        let timer = redlock.timer()?;
+        self.held.mark_released();
+        let expired = self.is_expired();
+        let span = tracing::debug_span!("redlock.release", resources = ?self.held.keys, expired);
+        async {
+            let settings = &redlock.settings;
+            let timeout = settings.request_timeout_for(self.ttl);
+            let mut attempts = Attempts::new();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let round = redlock
+                    .backends
+                    .round(
+                        timer,
+                        Request::Release,
+                        &self.held.keys,
+                        &self.held.value,
+                        timeout,
+                        Duration::ZERO,
+                        attempt,
+                        Wait::Decision,
+                    )
+                    .await;
+                if round.verdict() == Verdict::Success {
+                    return Ok(ReleaseReport {
+                        expired,
+                        held_on: round.held_on,
+                        stats: round.stats,
+                    });
+                }
+                attempts.push(round.stats);
+                let pause = settings.retry_pause();
+                if expired
+                    || attempt > settings.retry_count
+                    || Instant::now() + pause >= self.expiration
+                {
+                    return Err(LockError::Unavailable { attempts });
+                }
+                timer.sleep(pause).await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_32_hex_chars_and_distinct() {
+        let a = new_value();
+        let b = new_value();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+}

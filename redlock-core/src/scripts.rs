@@ -1,0 +1,118 @@
+//! The Lua scripts every Redis adapter runs, with their SHA1 digests.
+//!
+//! All three scripts take the lock's keys as `KEYS`, the lock value as `ARGV[1]` and,
+//! for acquire and extend, the time-to-live in whole milliseconds as `ARGV[2]`
+//! (see [`ttl_millis`]). Each runs atomically on one master, so one call covers every
+//! resource of a lock.
+//!
+//! | script | reply |
+//! |---|---|
+//! | [`ACQUIRE`] | `1` when every key was free or already held our value (all keys set), `0` otherwise (nothing changed) |
+//! | [`EXTEND`] | `1` when every key held our value (all TTLs reset), `0` otherwise (nothing changed) |
+//! | [`RELEASE`] | the number of keys that held our value and were deleted |
+//!
+//! Adapters send `EVALSHA` with [`Script::sha1`] and fall back to `EVAL` with
+//! [`Script::source`] when the server answers `NOSCRIPT`.
+
+use std::time::Duration;
+
+/// A Lua script and the hex SHA1 digest Redis knows it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Script {
+    name: &'static str,
+    source: &'static str,
+    sha1: &'static str,
+}
+
+impl Script {
+    /// A short name for reports: `acquire`, `extend` or `release`.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The Lua source, for `EVAL` and `SCRIPT LOAD`.
+    pub const fn source(&self) -> &'static str {
+        self.source
+    }
+
+    /// The lowercase hex SHA1 of [`source`](Self::source), for `EVALSHA`.
+    pub const fn sha1(&self) -> &'static str {
+        self.sha1
+    }
+}
+
+/// Sets every key to the value with a TTL, only if each key is free or already ours.
+pub const ACQUIRE: Script = Script {
+    name: "acquire",
+    source: include_str!("scripts/acquire.lua"),
+    sha1: "d435283d2c6ca2e0b2bae93393fa5af6bd111d6f",
+};
+
+/// Resets every key's TTL, only if every key still holds the value.
+pub const EXTEND: Script = Script {
+    name: "extend",
+    source: include_str!("scripts/extend.lua"),
+    sha1: "356b2b6f50e22d4517fa05bb42f3b14cc40ad534",
+};
+
+/// Deletes the keys that hold the value and returns how many.
+pub const RELEASE: Script = Script {
+    name: "release",
+    source: include_str!("scripts/release.lua"),
+    sha1: "512a45afd75348b84eed696fd924f63ece49b512",
+};
+
+/// The TTL argument the scripts expect: whole milliseconds, rounded up, at least 1.
+///
+/// Rounding up never shortens a lock on the server; core already validated that the
+/// TTL is at least one millisecond.
+pub fn ttl_millis(ttl: Duration) -> u64 {
+    let millis = ttl.as_millis();
+    let millis = if ttl.subsec_nanos() % 1_000_000 != 0 {
+        millis + 1
+    } else {
+        millis
+    };
+    u64::try_from(millis.max(1)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha1::{Digest, Sha1};
+
+    fn hex_sha1(text: &str) -> String {
+        Sha1::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn digests_match_script_text() {
+        for script in [ACQUIRE, EXTEND, RELEASE] {
+            assert_eq!(
+                script.sha1(),
+                hex_sha1(script.source()),
+                "digest of the {} script",
+                script.name()
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_are_distinct() {
+        assert_ne!(ACQUIRE.sha1(), EXTEND.sha1());
+        assert_ne!(EXTEND.sha1(), RELEASE.sha1());
+        assert_ne!(ACQUIRE.sha1(), RELEASE.sha1());
+    }
+
+    #[test]
+    fn ttl_rounds_up_to_whole_millis() {
+        assert_eq!(ttl_millis(Duration::from_millis(250)), 250);
+        assert_eq!(ttl_millis(Duration::from_micros(250_001)), 251);
+        assert_eq!(ttl_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_millis(Duration::from_secs(3600)), 3_600_000);
+        assert_eq!(ttl_millis(Duration::MAX), u64::MAX);
+    }
+}
