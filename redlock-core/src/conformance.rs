@@ -181,7 +181,9 @@ async fn cleanup(ctx: &Ctx, backend: &impl LockBackend) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    for who in ["a", "b", "c", "w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"] {
+    for who in [
+        "a", "b", "c", "w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7",
+    ] {
         // Best effort: a failing backend was already reported by the checks.
         let _ = backend.release(&keys, &ctx.value(who)).await;
     }
@@ -195,7 +197,10 @@ async fn has_a_name(_: &Ctx, backend: &impl LockBackend) -> CheckResult {
 async fn grants_free_keys(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let keys = [ctx.key("free")];
     let a = ctx.value("a");
-    ensure!(answer!(backend.acquire(&keys, &a, LONG)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(&keys, &a, LONG)),
+        "a free key was refused"
+    );
     let released = answer!(backend.release(&keys, &a));
     ensure!(released == 1, "release answered {released}, expected 1");
     Ok(())
@@ -204,7 +209,10 @@ async fn grants_free_keys(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult 
 async fn refuses_keys_held_elsewhere(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let keys = [ctx.key("held")];
     let (a, b) = (ctx.value("a"), ctx.value("b"));
-    ensure!(answer!(backend.acquire(&keys, &a, LONG)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(&keys, &a, LONG)),
+        "a free key was refused"
+    );
     ensure!(
         !answer!(backend.acquire(&keys, &b, LONG)),
         "a key held by another value was granted"
@@ -214,15 +222,24 @@ async fn refuses_keys_held_elsewhere(ctx: &Ctx, backend: &impl LockBackend) -> C
         "a key held by another value was extended"
     );
     let released = answer!(backend.release(&keys, &b));
-    ensure!(released == 0, "release with a foreign value deleted {released} key(s)");
-    ensure!(answer!(backend.release(&keys, &a)) == 1, "the holder could not release");
+    ensure!(
+        released == 0,
+        "release with a foreign value deleted {released} key(s)"
+    );
+    ensure!(
+        answer!(backend.release(&keys, &a)) == 1,
+        "the holder could not release"
+    );
     Ok(())
 }
 
 async fn acquire_is_all_or_none(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let (k1, k2, k3) = (ctx.key("aon-1"), ctx.key("aon-2"), ctx.key("aon-3"));
     let (a, b, c) = (ctx.value("a"), ctx.value("b"), ctx.value("c"));
-    ensure!(answer!(backend.acquire(&[k2.clone()], &a, LONG)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(std::slice::from_ref(&k2), &a, LONG)),
+        "a free key was refused"
+    );
     let all = [k1.clone(), k2.clone(), k3.clone()];
     ensure!(
         !answer!(backend.acquire(&all, &b, LONG)),
@@ -236,8 +253,14 @@ async fn acquire_is_all_or_none(ctx: &Ctx, backend: &impl LockBackend) -> CheckR
         answer!(backend.release(&all, &b)) == 0,
         "a refused acquire left keys holding its value"
     );
-    ensure!(answer!(backend.release(&[k2], &a)) == 1, "the holder could not release");
-    ensure!(answer!(backend.release(&[k1, k3], &c)) == 2, "could not release two keys");
+    ensure!(
+        answer!(backend.release(&[k2], &a)) == 1,
+        "the holder could not release"
+    );
+    ensure!(
+        answer!(backend.release(&[k1, k3], &c)) == 2,
+        "could not release two keys"
+    );
     Ok(())
 }
 
@@ -247,7 +270,10 @@ async fn reacquire_with_same_value_is_granted(
 ) -> CheckResult {
     let (k1, k2) = (ctx.key("same-1"), ctx.key("same-2"));
     let a = ctx.value("a");
-    ensure!(answer!(backend.acquire(&[k1.clone()], &a, LONG)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(std::slice::from_ref(&k1), &a, LONG)),
+        "a free key was refused"
+    );
     let both = [k1, k2];
     ensure!(
         answer!(backend.acquire(&both, &a, LONG)),
@@ -258,19 +284,22 @@ async fn reacquire_with_same_value_is_granted(
     Ok(())
 }
 
-async fn extend_needs_our_value_on_every_key(
-    ctx: &Ctx,
-    backend: &impl LockBackend,
-) -> CheckResult {
+async fn extend_needs_our_value_on_every_key(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let keys = [ctx.key("ext-1"), ctx.key("ext-2")];
     let (a, b) = (ctx.value("a"), ctx.value("b"));
     let short = Duration::from_millis(400);
-    ensure!(answer!(backend.acquire(&keys, &a, short)), "free keys were refused");
+    ensure!(
+        answer!(backend.acquire(&keys, &a, short)),
+        "free keys were refused"
+    );
     ensure!(
         !answer!(backend.extend(&keys, &b, LONG)),
         "extend with a foreign value was granted"
     );
-    ensure!(answer!(backend.extend(&keys, &a, LONG)), "extend of our own keys was refused");
+    ensure!(
+        answer!(backend.extend(&keys, &a, LONG)),
+        "extend of our own keys was refused"
+    );
     ctx.sleep(short + Duration::from_millis(300)).await?;
     ensure!(
         !answer!(backend.acquire(&keys[..1], &b, LONG)),
@@ -281,52 +310,67 @@ async fn extend_needs_our_value_on_every_key(
     Ok(())
 }
 
-async fn extend_never_recreates_missing_keys(
-    ctx: &Ctx,
-    backend: &impl LockBackend,
-) -> CheckResult {
+async fn extend_never_recreates_missing_keys(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let (present, missing) = (ctx.key("miss-present"), ctx.key("miss-missing"));
     let (a, b) = (ctx.value("a"), ctx.value("b"));
     let short = Duration::from_millis(400);
-    ensure!(answer!(backend.acquire(&[present.clone()], &a, short)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(std::slice::from_ref(&present), &a, short)),
+        "a free key was refused"
+    );
     ensure!(
         !answer!(backend.extend(&[present.clone(), missing.clone()], &a, LONG)),
         "extend was granted although one key was missing"
     );
     ensure!(
-        !answer!(backend.extend(&[missing.clone()], &a, LONG)),
+        !answer!(backend.extend(std::slice::from_ref(&missing), &a, LONG)),
         "extend of a missing key was granted"
     );
     ensure!(
-        answer!(backend.acquire(&[missing.clone()], &b, LONG)),
+        answer!(backend.acquire(std::slice::from_ref(&missing), &b, LONG)),
         "extend re-created a missing key"
     );
     ctx.sleep(short + Duration::from_millis(300)).await?;
     ensure!(
-        answer!(backend.acquire(&[present.clone()], &b, LONG)),
+        answer!(backend.acquire(std::slice::from_ref(&present), &b, LONG)),
         "a refused extend changed the TTL of the keys it did find"
     );
-    ensure!(answer!(backend.release(&[present, missing], &b)) == 2, "could not release");
+    ensure!(
+        answer!(backend.release(&[present, missing], &b)) == 2,
+        "could not release"
+    );
     Ok(())
 }
 
 async fn release_deletes_only_our_value(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let (k1, k2) = (ctx.key("rel-1"), ctx.key("rel-2"));
     let (a, b, c) = (ctx.value("a"), ctx.value("b"), ctx.value("c"));
-    ensure!(answer!(backend.acquire(&[k1.clone()], &a, LONG)), "a free key was refused");
-    ensure!(answer!(backend.acquire(&[k2.clone()], &b, LONG)), "a free key was refused");
+    ensure!(
+        answer!(backend.acquire(std::slice::from_ref(&k1), &a, LONG)),
+        "a free key was refused"
+    );
+    ensure!(
+        answer!(backend.acquire(std::slice::from_ref(&k2), &b, LONG)),
+        "a free key was refused"
+    );
     let released = answer!(backend.release(&[k1.clone(), k2.clone()], &a));
     ensure!(released == 1, "release answered {released}, expected 1");
     ensure!(
-        !answer!(backend.acquire(&[k2.clone()], &c, LONG)),
+        !answer!(backend.acquire(std::slice::from_ref(&k2), &c, LONG)),
         "release deleted a key holding another value"
     );
     ensure!(
-        answer!(backend.acquire(&[k1.clone()], &c, LONG)),
+        answer!(backend.acquire(std::slice::from_ref(&k1), &c, LONG)),
         "release did not delete our key"
     );
-    ensure!(answer!(backend.release(&[k2], &b)) == 1, "could not release");
-    ensure!(answer!(backend.release(&[k1], &c)) == 1, "could not release");
+    ensure!(
+        answer!(backend.release(&[k2], &b)) == 1,
+        "could not release"
+    );
+    ensure!(
+        answer!(backend.release(&[k1], &c)) == 1,
+        "could not release"
+    );
     Ok(())
 }
 
@@ -357,7 +401,10 @@ async fn ttl_is_honored(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
         answer!(backend.acquire(&keys, &b, LONG)),
         "the key outlived its TTL"
     );
-    ensure!(answer!(backend.release(&keys, &b)) == 1, "could not release");
+    ensure!(
+        answer!(backend.release(&keys, &b)) == 1,
+        "could not release"
+    );
     Ok(())
 }
 
@@ -374,23 +421,36 @@ async fn unusual_key_and_value_bytes(ctx: &Ctx, backend: &impl LockBackend) -> C
     ];
     let value = format!("välue with spaces\n\"{{}}\0 {}", ctx.value("a"));
     let other = ctx.value("b");
-    ensure!(answer!(backend.acquire(&keys, &value, LONG)), "unusual keys were refused");
+    ensure!(
+        answer!(backend.acquire(&keys, &value, LONG)),
+        "unusual keys were refused"
+    );
     for key in &keys {
         ensure!(
-            !answer!(backend.acquire(&[key.clone()], &other, LONG)),
+            !answer!(backend.acquire(std::slice::from_ref(key), &other, LONG)),
             "key {key:?} was not actually set"
         );
     }
-    ensure!(answer!(backend.extend(&keys, &value, LONG)), "extend was refused");
+    ensure!(
+        answer!(backend.extend(&keys, &value, LONG)),
+        "extend was refused"
+    );
     let released = answer!(backend.release(&keys, &value));
-    ensure!(released == keys.len(), "release answered {released}, expected {}", keys.len());
+    ensure!(
+        released == keys.len(),
+        "release answered {released}, expected {}",
+        keys.len()
+    );
     Ok(())
 }
 
 async fn many_keys_in_one_call(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let keys: Vec<String> = (0..64).map(|i| ctx.key(&format!("many-{i}"))).collect();
     let (a, b) = (ctx.value("a"), ctx.value("b"));
-    ensure!(answer!(backend.acquire(&keys, &a, LONG)), "64 free keys were refused");
+    ensure!(
+        answer!(backend.acquire(&keys, &a, LONG)),
+        "64 free keys were refused"
+    );
     ensure!(
         !answer!(backend.acquire(&keys[63..], &b, LONG)),
         "the last of 64 keys was not set"
@@ -400,10 +460,7 @@ async fn many_keys_in_one_call(ctx: &Ctx, backend: &impl LockBackend) -> CheckRe
     Ok(())
 }
 
-async fn concurrent_acquires_have_one_winner(
-    ctx: &Ctx,
-    backend: &impl LockBackend,
-) -> CheckResult {
+async fn concurrent_acquires_have_one_winner(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let keys = [ctx.key("race-1"), ctx.key("race-2")];
     let values: Vec<String> = (0..8).map(|i| ctx.value(&format!("w{i}"))).collect();
     let answers = join_all(
@@ -420,7 +477,11 @@ async fn concurrent_acquires_have_one_winner(
             Err(error) => return Err(format!("a concurrent acquire failed: {}", error.report())),
         }
     }
-    ensure!(winners.len() == 1, "{} concurrent acquires won, expected 1", winners.len());
+    ensure!(
+        winners.len() == 1,
+        "{} concurrent acquires won, expected 1",
+        winners.len()
+    );
     let released = answer!(backend.release(&keys, winners[0]));
     ensure!(released == 2, "release answered {released}, expected 2");
     Ok(())
@@ -467,7 +528,11 @@ mod tests {
             }
             self.0.extend(keys, value, ttl).await
         }
-        async fn release(&self, keys: &[String], value: &str) -> Result<usize, crate::BackendError> {
+        async fn release(
+            &self,
+            keys: &[String],
+            value: &str,
+        ) -> Result<usize, crate::BackendError> {
             self.0.release(keys, value).await
         }
     }

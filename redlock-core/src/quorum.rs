@@ -87,7 +87,8 @@ impl Round {
     }
 }
 
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 
 /// One backend's request in flight.
 enum Call<'a> {
@@ -115,7 +116,10 @@ enum Answer {
 
 impl Backends {
     pub(crate) fn new(list: Vec<Box<dyn LockBackend>>) -> Self {
-        let names = list.iter().map(|backend| Arc::from(backend.name())).collect();
+        let names = list
+            .iter()
+            .map(|backend| Arc::from(backend.name()))
+            .collect();
         let quorum = list.len() / 2 + 1;
         Self {
             list,

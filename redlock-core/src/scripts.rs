@@ -68,7 +68,7 @@ pub const RELEASE: Script = Script {
 /// TTL is at least one millisecond.
 pub fn ttl_millis(ttl: Duration) -> u64 {
     let millis = ttl.as_millis();
-    let millis = if ttl.subsec_nanos() % 1_000_000 != 0 {
+    let millis = if !ttl.subsec_nanos().is_multiple_of(1_000_000) {
         millis + 1
     } else {
         millis

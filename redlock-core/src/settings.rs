@@ -146,7 +146,10 @@ mod tests {
     fn drift_is_factor_plus_two_millis() {
         let s = Settings::default();
         assert_eq!(s.drift(Duration::from_secs(10)), Duration::from_millis(102));
-        assert_eq!(s.drift(Duration::from_millis(100)), Duration::from_millis(3));
+        assert_eq!(
+            s.drift(Duration::from_millis(100)),
+            Duration::from_millis(3)
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ impl AttemptStats {
 
     /// How many backends voted for.
     pub fn granted(&self) -> usize {
-        self.votes.iter().filter(|vote| vote.outcome.is_for()).count()
+        self.votes
+            .iter()
+            .filter(|vote| vote.outcome.is_for())
+            .count()
     }
 
     /// How many backends refused (answered no, as opposed to failing).

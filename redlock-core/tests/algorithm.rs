@@ -1,4 +1,8 @@
 //! The Redlock algorithm against in-memory masters with injected faults.
+#![cfg_attr(
+    not(any(feature = "tokio", feature = "smol", feature = "async-std")),
+    allow(dead_code, unused_imports, unused_variables, unreachable_code)
+)]
 
 #[macro_use]
 mod support;
@@ -37,8 +41,8 @@ fn mixes(n: usize) -> Vec<Vec<Behaviour>> {
             out.push(current.clone());
             return;
         }
-        for i in from..BEHAVIOURS.len() {
-            current.push(BEHAVIOURS[i]);
+        for (i, behaviour) in BEHAVIOURS.iter().enumerate().skip(from) {
+            current.push(*behaviour);
             go(n, i, current, out);
             current.pop();
         }
@@ -115,6 +119,23 @@ runtime_tests! {
             }
         }
         assert_eq!(cases, 5 + 15 + 35 + 70 + 126);
+    }
+
+    async fn every_master_gets_the_request_even_after_an_early_decision(rt: Runtime) {
+        for n in 1..=7 {
+            let masters = masters(n);
+            let redlock = builder(rt, &masters).build().unwrap();
+            let lock = redlock.try_acquire(["all"], Duration::from_secs(10)).await.unwrap();
+            for master in &masters {
+                assert_eq!(master.value("all").as_deref(), Some(lock.value()), "n = {n}");
+            }
+            let lock = lock.extend(Duration::from_secs(20)).await.unwrap();
+            for master in &masters {
+                assert!(master.ttl("all").unwrap() > Duration::from_secs(10), "n = {n}");
+            }
+            lock.release().await.unwrap();
+            assert!(no_keys_left(&masters), "n = {n}");
+        }
     }
 
     async fn even_split_is_decided_without_waiting(rt: Runtime) {

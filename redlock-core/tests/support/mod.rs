@@ -49,7 +49,9 @@ pub fn block_on_tokio<F: Future>(future: F) -> F::Output {
 
 /// `n` fresh memory masters named `m0`, `m1`, ...
 pub fn masters(n: usize) -> Vec<MemoryBackend> {
-    (0..n).map(|i| MemoryBackend::named(format!("m{i}"))).collect()
+    (0..n)
+        .map(|i| MemoryBackend::named(format!("m{i}")))
+        .collect()
 }
 
 /// A builder over clones of `masters` on `rt`, with no retries and a 50 ms request
