@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::{
     error::LockError,
-    quorum::{Request, Verdict, Wait},
+    quorum::{self, Request, Spec, Target, Verdict, Wait},
     redlock::{Redlock, expiration, failure},
     stats::{AttemptStats, Attempts},
 };
@@ -21,8 +21,7 @@ use crate::{
 /// What a lock holds on every backend: the keys, the value, and who holds it.
 pub(crate) struct Held {
     pub(crate) redlock: Redlock,
-    pub(crate) keys: Vec<String>,
-    pub(crate) value: String,
+    pub(crate) target: Target,
     released: AtomicBool,
 }
 
@@ -30,8 +29,10 @@ impl Held {
     pub(crate) fn new(redlock: Redlock, keys: Vec<String>) -> Arc<Self> {
         Arc::new(Self {
             redlock,
-            keys,
-            value: new_value(),
+            target: Target {
+                keys: keys.into(),
+                value: new_value().into(),
+            },
             released: AtomicBool::new(false),
         })
     }
@@ -50,29 +51,22 @@ impl Drop for Held {
             return;
         }
         let redlock = self.redlock.clone();
-        let keys = std::mem::take(&mut self.keys);
-        let value = std::mem::take(&mut self.value);
+        let target = self.target.clone();
         let runtime = redlock.runtime;
         let spawned = runtime.spawn(async move {
             let Ok(timer) = redlock.timer() else {
                 return;
             };
             // Nobody waits for this round: allow the longest derived timeout.
-            let ttl = Duration::from_secs(60);
-            let round = redlock
-                .backends
-                .round(
-                    timer,
-                    Request::Release,
-                    &keys,
-                    &value,
-                    redlock.settings.request_timeout_for(ttl),
-                    Duration::ZERO,
-                    1,
-                    Wait::All,
-                )
-                .await;
-            tracing::debug!(resources = ?keys, stats = %round.stats, "released a dropped lock");
+            let spec = Spec {
+                request: Request::Release,
+                timeout: redlock.settings.request_timeout_for(Duration::from_secs(60)),
+                drift: Duration::ZERO,
+                attempt: 1,
+                wait: Wait::All,
+            };
+            let round = quorum::round(&redlock, timer, &target, spec).await;
+            tracing::debug!(resources = ?target.keys, stats = %round.stats, "released a dropped lock");
         });
         if !spawned {
             tracing::debug!("no runtime to release a dropped lock; its keys expire with their TTL");
@@ -111,7 +105,7 @@ pub struct Lock {
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("resources", &self.held.keys)
+            .field("resources", &self.held.target.keys)
             .field("remaining", &self.remaining())
             .finish_non_exhaustive()
     }
@@ -146,12 +140,12 @@ impl Lock {
 
     /// The locked resources, in the order given, without duplicates.
     pub fn resources(&self) -> &[String] {
-        &self.held.keys
+        &self.held.target.keys
     }
 
     /// The random value this lock stored under every key.
     pub fn value(&self) -> &str {
-        &self.held.value
+        &self.held.target.value
     }
 
     /// When the lock stops being valid: the start of the granting attempt plus the TTL
@@ -204,7 +198,7 @@ impl Lock {
         if self.is_expired() {
             return Err(LockError::Expired);
         }
-        let span = tracing::debug_span!("redlock.extend", resources = ?self.held.keys, ?ttl);
+        let span = tracing::debug_span!("redlock.extend", resources = ?self.held.target.keys, ?ttl);
         async {
             let settings = &redlock.settings;
             let timeout = settings.request_timeout_for(ttl);
@@ -213,19 +207,14 @@ impl Lock {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let round = redlock
-                    .backends
-                    .round(
-                        timer,
-                        Request::Extend(ttl),
-                        &self.held.keys,
-                        &self.held.value,
-                        timeout,
-                        drift,
-                        attempt,
-                        Wait::Decision,
-                    )
-                    .await;
+                let spec = Spec {
+                    request: Request::Extend(ttl),
+                    timeout,
+                    drift,
+                    attempt,
+                    wait: Wait::Decision,
+                };
+                let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 let verdict = round.verdict();
                 if verdict == Verdict::Success {
                     let expiration = expiration(&round, ttl, drift);
@@ -267,7 +256,8 @@ impl Lock {
         let timer = redlock.timer()?;
         self.held.mark_released();
         let expired = self.is_expired();
-        let span = tracing::debug_span!("redlock.release", resources = ?self.held.keys, expired);
+        let span =
+            tracing::debug_span!("redlock.release", resources = ?self.held.target.keys, expired);
         async {
             let settings = &redlock.settings;
             let timeout = settings.request_timeout_for(self.ttl);
@@ -275,19 +265,14 @@ impl Lock {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let round = redlock
-                    .backends
-                    .round(
-                        timer,
-                        Request::Release,
-                        &self.held.keys,
-                        &self.held.value,
-                        timeout,
-                        Duration::ZERO,
-                        attempt,
-                        Wait::Decision,
-                    )
-                    .await;
+                let spec = Spec {
+                    request: Request::Release,
+                    timeout,
+                    drift: Duration::ZERO,
+                    attempt,
+                    wait: Wait::Decision,
+                };
+                let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 if round.verdict() == Verdict::Success {
                     return Ok(ReleaseReport {
                         expired,

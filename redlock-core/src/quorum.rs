@@ -2,7 +2,7 @@
 
 use std::{
     future::{Future, poll_fn},
-    pin::pin,
+    pin::{Pin, pin},
     sync::Arc,
     task::Poll,
     time::{Duration, Instant},
@@ -10,6 +10,7 @@ use std::{
 
 use crate::{
     backend::{BackendError, LockBackend},
+    redlock::Redlock,
     runtime::Timer,
     stats::{AttemptStats, Operation, Outcome, Vote},
 };
@@ -87,27 +88,6 @@ impl Round {
     }
 }
 
-type BoxFuture<'a, T> =
-    std::pin::Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
-
-/// One backend's request in flight.
-enum Call<'a> {
-    Granted(BoxFuture<'a, bool>),
-    Released(BoxFuture<'a, usize>),
-}
-
-impl Call<'_> {
-    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<Answer, BackendError>> {
-        match self {
-            Self::Granted(call) => call.as_mut().poll(cx).map_ok(Answer::from_bool),
-            Self::Released(call) => call
-                .as_mut()
-                .poll(cx)
-                .map_ok(|released| Answer::Yes { released }),
-        }
-    }
-}
-
 /// A backend's answer, unified over the three requests.
 enum Answer {
     Yes { released: usize },
@@ -135,133 +115,182 @@ impl Backends {
     pub(crate) fn names(&self) -> &[Arc<str>] {
         &self.names
     }
+}
 
-    /// Sends `request` to every backend at once and collects answers until `wait` is
-    /// satisfied or `timeout` passes.
-    ///
-    /// Requests still unanswered when the round ends are dropped. The backend contract
-    /// (ordering after drop) keeps a later release from overtaking them.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn round(
-        &self,
-        timer: Timer,
-        request: Request,
-        keys: &[String],
-        value: &str,
-        timeout: Duration,
-        drift: Duration,
-        attempt: u32,
-        wait: Wait,
-    ) -> Round {
-        let n = self.list.len();
-        let start = Instant::now();
-        // Every call is polled on the first poll of the round, so every backend gets
-        // the request even when the first answers already decide the outcome.
-        let mut calls: Vec<Option<Call<'_>>> = self
-            .list
-            .iter()
-            .map(|backend| {
-                Some(match request {
-                    Request::Acquire(ttl) => Call::Granted(backend.acquire(keys, value, ttl)),
-                    Request::Extend(ttl) => Call::Granted(backend.extend(keys, value, ttl)),
-                    Request::Release => Call::Released(backend.release(keys, value)),
-                })
-            })
-            .collect();
-        let mut outcomes = vec![Outcome::NoReply; n];
-        let mut latencies = vec![None; n];
-        let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
-        let mut deadline = pin!(timer.sleep(timeout));
-        poll_fn(|cx| {
-            let mut pending = 0;
-            for (index, slot) in calls.iter_mut().enumerate() {
-                let Some(call) = slot else { continue };
-                let Poll::Ready(answer) = call.poll(cx) else {
-                    pending += 1;
-                    continue;
-                };
-                *slot = None;
-                latencies[index] = Some(start.elapsed());
-                outcomes[index] = match answer {
-                    Ok(Answer::Yes { released }) => {
-                        votes_for += 1;
-                        held_on += usize::from(released > 0);
-                        Outcome::Granted
-                    }
-                    Ok(Answer::No) => {
-                        votes_against += 1;
-                        Outcome::Refused
-                    }
-                    Err(error) => {
-                        votes_against += 1;
-                        Outcome::Failed(Arc::new(error))
-                    }
-                };
-                tracing::trace!(
-                    backend = %self.names[index],
-                    outcome = ?outcomes[index],
-                    "backend answered"
-                );
-            }
-            let decided = votes_for >= self.quorum || votes_against > n - self.quorum;
-            if pending == 0 || (wait == Wait::Decision && decided) {
-                return Poll::Ready(());
-            }
-            if deadline.as_mut().poll(cx).is_ready() {
-                for outcome in &mut outcomes {
-                    if matches!(outcome, Outcome::NoReply) {
-                        *outcome = Outcome::TimedOut(timeout);
-                        votes_against += 1;
-                    }
+/// The keys and value of one lock, shared cheaply with in-flight requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) keys: Arc<[String]>,
+    pub(crate) value: Arc<str>,
+}
+
+/// One round's parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec {
+    pub(crate) request: Request,
+    pub(crate) timeout: Duration,
+    pub(crate) drift: Duration,
+    pub(crate) attempt: u32,
+    pub(crate) wait: Wait,
+}
+
+type Call = Pin<Box<dyn Future<Output = Result<Answer, BackendError>> + Send + 'static>>;
+
+/// Sends the request to every backend at once and collects answers until `spec.wait`
+/// is satisfied or `spec.timeout` passes.
+///
+/// Every call is polled on the round's first poll, so every backend gets the request
+/// even when the first answers already decide the outcome. Acquire and extend requests
+/// still unanswered at the end are dropped: the backend contract (ordering after drop)
+/// keeps a later release from overtaking them, and an unfinished one changes nothing.
+/// Release requests still unanswered are finished in the background (within the
+/// timeout) where the runtime can spawn, so a lock's keys do not outlive a release that
+/// returned at the quorum.
+pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec: Spec) -> Round {
+    let backends = &redlock.backends;
+    let n = backends.list.len();
+    let start = Instant::now();
+    let mut calls: Vec<Option<Call>> = (0..n)
+        .map(|index| Some(call(backends, index, target, spec.request)))
+        .collect();
+    let mut outcomes = vec![Outcome::NoReply; n];
+    let mut latencies = vec![None; n];
+    let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
+    let mut deadline = pin!(timer.sleep(spec.timeout));
+    poll_fn(|cx| {
+        let mut pending = 0;
+        for (index, slot) in calls.iter_mut().enumerate() {
+            let Some(call) = slot else { continue };
+            let Poll::Ready(answer) = call.as_mut().poll(cx) else {
+                pending += 1;
+                continue;
+            };
+            *slot = None;
+            latencies[index] = Some(start.elapsed());
+            outcomes[index] = match answer {
+                Ok(Answer::Yes { released }) => {
+                    votes_for += 1;
+                    held_on += usize::from(released > 0);
+                    Outcome::Granted
                 }
-                return Poll::Ready(());
-            }
-            Poll::Pending
-        })
-        .await;
-        drop(calls);
-        let elapsed = start.elapsed();
-        let validity = match request {
-            Request::Acquire(ttl) | Request::Extend(ttl) => ttl
-                .checked_sub(elapsed)
-                .and_then(|left| left.checked_sub(drift))
-                .filter(|left| !left.is_zero()),
-            Request::Release => None,
-        };
-        let votes = outcomes
-            .into_iter()
-            .zip(latencies)
-            .zip(&self.names)
-            .map(|((outcome, latency), name)| Vote {
-                backend: Arc::clone(name),
-                outcome,
-                latency,
-            })
-            .collect();
-        let stats = AttemptStats {
-            operation: request.operation(),
-            attempt,
-            backends: n,
-            quorum: self.quorum,
-            votes,
-            elapsed,
-            drift,
-            validity,
-        };
-        tracing::debug!(
-            operation = %stats.operation,
-            attempt,
-            granted = votes_for,
-            against = votes_against,
-            quorum = self.quorum,
-            elapsed = ?elapsed,
-            "attempt decided"
-        );
-        Round {
-            start,
-            stats,
-            held_on,
+                Ok(Answer::No) => {
+                    votes_against += 1;
+                    Outcome::Refused
+                }
+                Err(error) => {
+                    votes_against += 1;
+                    Outcome::Failed(Arc::new(error))
+                }
+            };
+            tracing::trace!(
+                backend = %backends.names[index],
+                outcome = ?outcomes[index],
+                "backend answered"
+            );
         }
+        let decided = votes_for >= backends.quorum || votes_against > n - backends.quorum;
+        if pending == 0 || (spec.wait == Wait::Decision && decided) {
+            return Poll::Ready(());
+        }
+        if deadline.as_mut().poll(cx).is_ready() {
+            for outcome in &mut outcomes {
+                if matches!(outcome, Outcome::NoReply) {
+                    *outcome = Outcome::TimedOut(spec.timeout);
+                    votes_against += 1;
+                }
+            }
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+    let elapsed = start.elapsed();
+    let stragglers: Vec<Call> = calls.into_iter().flatten().collect();
+    if matches!(spec.request, Request::Release) && !stragglers.is_empty() {
+        finish_in_background(
+            redlock,
+            timer,
+            stragglers,
+            spec.timeout.saturating_sub(elapsed),
+        );
+    }
+    let validity = match spec.request {
+        Request::Acquire(ttl) | Request::Extend(ttl) => ttl
+            .checked_sub(elapsed)
+            .and_then(|left| left.checked_sub(spec.drift))
+            .filter(|left| !left.is_zero()),
+        Request::Release => None,
+    };
+    let votes = outcomes
+        .into_iter()
+        .zip(latencies)
+        .zip(&backends.names)
+        .map(|((outcome, latency), name)| Vote {
+            backend: Arc::clone(name),
+            outcome,
+            latency,
+        })
+        .collect();
+    let stats = AttemptStats {
+        operation: spec.request.operation(),
+        attempt: spec.attempt,
+        backends: n,
+        quorum: backends.quorum,
+        votes,
+        elapsed,
+        drift: spec.drift,
+        validity,
+    };
+    tracing::debug!(
+        operation = %stats.operation,
+        attempt = spec.attempt,
+        granted = votes_for,
+        against = votes_against,
+        quorum = backends.quorum,
+        elapsed = ?elapsed,
+        "attempt decided"
+    );
+    Round {
+        start,
+        stats,
+        held_on,
+    }
+}
+
+/// One backend's request, owning what it needs so it can outlive the round.
+fn call(backends: &Arc<Backends>, index: usize, target: &Target, request: Request) -> Call {
+    let backends = Arc::clone(backends);
+    let target = target.clone();
+    Box::pin(async move {
+        let backend = &backends.list[index];
+        match request {
+            Request::Acquire(ttl) => backend
+                .acquire(&target.keys, &target.value, ttl)
+                .await
+                .map(Answer::from_bool),
+            Request::Extend(ttl) => backend
+                .extend(&target.keys, &target.value, ttl)
+                .await
+                .map(Answer::from_bool),
+            Request::Release => backend
+                .release(&target.keys, &target.value)
+                .await
+                .map(|released| Answer::Yes { released }),
+        }
+    })
+}
+
+/// Drives unfinished requests to completion for at most `limit`, in the background.
+fn finish_in_background(redlock: &Redlock, timer: Timer, calls: Vec<Call>, limit: Duration) {
+    let spawned = redlock.runtime.spawn(async move {
+        let all = futures_util::future::join_all(calls);
+        let limit = timer.sleep(limit);
+        futures_util::future::select(pin!(all), pin!(limit)).await;
+    });
+    if !spawned {
+        tracing::debug!(
+            "no runtime to finish straggling releases; their keys expire with their TTL"
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
     backend::LockBackend,
     error::{InvalidInput, LockError},
     lock::{Held, Lock},
-    quorum::{Backends, Request, Round, Verdict, Wait},
+    quorum::{self, Backends, Request, Round, Spec, Verdict, Wait},
     runtime::{Runtime, Timer},
     settings::Settings,
     stats::Attempts,
@@ -182,7 +182,7 @@ impl Redlock {
         self.settings.validate_ttl(ttl)?;
         let timer = self.timer()?;
         let held = Held::new(self.clone(), keys);
-        let span = tracing::debug_span!("redlock.acquire", resources = ?held.keys, ?ttl);
+        let span = tracing::debug_span!("redlock.acquire", resources = ?held.target.keys, ?ttl);
         async move {
             let deadline = self
                 .settings
@@ -195,19 +195,14 @@ impl Redlock {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let round = self
-                    .backends
-                    .round(
-                        timer,
-                        Request::Acquire(ttl),
-                        &held.keys,
-                        &held.value,
-                        timeout,
-                        drift,
-                        attempt,
-                        Wait::Decision,
-                    )
-                    .await;
+                let spec = Spec {
+                    request: Request::Acquire(ttl),
+                    timeout,
+                    drift,
+                    attempt,
+                    wait: Wait::Decision,
+                };
+                let round = quorum::round(self, timer, &held.target, spec).await;
                 let verdict = round.verdict();
                 if verdict == Verdict::Success {
                     let expiration = expiration(&round, ttl, drift);
@@ -221,16 +216,14 @@ impl Redlock {
                     attempts.deadline_reached = true;
                     retry = false;
                 }
-                let cleanup = self.backends.round(
-                    timer,
-                    Request::Release,
-                    &held.keys,
-                    &held.value,
+                let spec = Spec {
+                    request: Request::Release,
                     timeout,
-                    Duration::ZERO,
+                    drift: Duration::ZERO,
                     attempt,
-                    Wait::All,
-                );
+                    wait: Wait::All,
+                };
+                let cleanup = quorum::round(self, timer, &held.target, spec);
                 if retry {
                     join(cleanup, timer.sleep(pause)).await;
                 } else {

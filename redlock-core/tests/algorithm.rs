@@ -10,7 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redlock_core::{
-    InvalidInput, LockError, MemoryBackend, Outcome, Redlock, Runtime, memory::Fault,
+    BackendError, InvalidInput, LockBackend, LockError, MemoryBackend, Outcome, Redlock, Runtime,
+    memory::Fault,
 };
 use support::{builder, masters, no_keys_left, sleep};
 
@@ -50,6 +51,39 @@ fn mixes(n: usize) -> Vec<Vec<Behaviour>> {
     let mut out = Vec::new();
     go(n, 0, &mut Vec::new(), &mut out);
     out
+}
+
+/// Sends releases only after a 100 ms pause.
+struct SlowRelease {
+    inner: MemoryBackend,
+    rt: Runtime,
+}
+
+#[redlock_core::async_trait]
+impl LockBackend for SlowRelease {
+    fn name(&self) -> &str {
+        "slow-release"
+    }
+    async fn acquire(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.inner.acquire(keys, value, ttl).await
+    }
+    async fn extend(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.inner.extend(keys, value, ttl).await
+    }
+    async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
+        sleep(self.rt, Duration::from_millis(100)).await;
+        self.inner.release(keys, value).await
+    }
 }
 
 fn arrange(masters: &[MemoryBackend], mix: &[Behaviour], key: &str) {
@@ -136,6 +170,30 @@ runtime_tests! {
             lock.release().await.unwrap();
             assert!(no_keys_left(&masters), "n = {n}");
         }
+    }
+
+    async fn release_decided_at_quorum_still_finishes_on_the_rest(rt: Runtime) {
+        // m2 only sends its release after an await (like a reconnect or a NOSCRIPT
+        // fallback); dropping it at the quorum would leave its key behind.
+        let masters = masters(3);
+        let slow = SlowRelease { inner: masters[2].clone(), rt };
+        let backends: Vec<Box<dyn LockBackend>> = vec![
+            Box::new(masters[0].clone()),
+            Box::new(masters[1].clone()),
+            Box::new(slow),
+        ];
+        let redlock = Redlock::builder(backends)
+            .runtime(rt)
+            .request_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let lock = redlock.acquire(["bg"], Duration::from_secs(10)).await.unwrap();
+        let start = Instant::now();
+        lock.release().await.unwrap();
+        assert!(start.elapsed() < Duration::from_millis(80), "release waited for the slow master");
+        assert!(masters[2].value("bg").is_some());
+        sleep(rt, Duration::from_millis(300)).await;
+        assert!(no_keys_left(&masters), "{:?}", support::keys_everywhere(&masters));
     }
 
     async fn even_split_is_decided_without_waiting(rt: Runtime) {
