@@ -12,7 +12,7 @@ use crate::stats::Attempts;
 /// ([`ValidityExhausted`](Self::ValidityExhausted)), the lock had already expired
 /// ([`Expired`](Self::Expired)) or is no longer held ([`Lost`](Self::Lost)). Each
 /// carries the [`Attempts`] that led to it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
     /// A setting or argument is invalid; nothing was sent to any backend.
@@ -48,6 +48,15 @@ pub enum LockError {
         /// The attempts made.
         attempts: Attempts,
     },
+    /// `using` stopped extending because the configured cap on hold time or number of
+    /// extensions was reached; the lock expires at its current expiration.
+    #[error("hold limit reached after {extensions} extension(s) and {held:?}")]
+    HoldLimit {
+        /// How many extensions were made.
+        extensions: u32,
+        /// How long the lock had been held when the limit stopped it.
+        held: std::time::Duration,
+    },
 }
 
 impl LockError {
@@ -58,7 +67,7 @@ impl LockError {
             | Self::Unavailable { attempts }
             | Self::ValidityExhausted { attempts }
             | Self::Lost { attempts } => Some(attempts),
-            Self::InvalidInput(_) | Self::Expired => None,
+            Self::InvalidInput(_) | Self::Expired | Self::HoldLimit { .. } => None,
         }
     }
 }

@@ -17,7 +17,9 @@ mod redlock;
 pub mod runtime;
 pub mod scripts;
 mod settings;
+mod signal;
 pub mod stats;
+mod using;
 
 pub use async_trait::async_trait;
 pub use backend::{BackendError, BackendErrorKind, LockBackend};
@@ -27,4 +29,6 @@ pub use memory::MemoryBackend;
 pub use redlock::{Redlock, RedlockBuilder};
 pub use runtime::Runtime;
 pub use settings::{MAX_TTL, Settings};
+pub use signal::{Aborted, Signal};
 pub use stats::{AttemptStats, Attempts, Operation, Outcome, Vote};
+pub use using::UsingOutcome;

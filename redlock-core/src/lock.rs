@@ -192,6 +192,20 @@ impl Lock {
     /// - [`LockError::Lost`] when enough backends no longer hold our value;
     /// - [`LockError::Unavailable`] or [`LockError::ValidityExhausted`] otherwise.
     pub async fn extend(&self, ttl: Duration) -> Result<Lock, LockError> {
+        self.extend_inner(ttl, self.held.redlock.settings.retry_count)
+            .await
+    }
+
+    /// Makes one attempt to extend the lock, without retries.
+    ///
+    /// # Errors
+    ///
+    /// As [`extend`](Self::extend), after a single attempt.
+    pub async fn try_extend(&self, ttl: Duration) -> Result<Lock, LockError> {
+        self.extend_inner(ttl, 0).await
+    }
+
+    async fn extend_inner(&self, ttl: Duration, retry_count: u32) -> Result<Lock, LockError> {
         let redlock = &self.held.redlock;
         redlock.settings.validate_ttl(ttl)?;
         let timer = redlock.timer()?;
@@ -228,7 +242,7 @@ impl Lock {
                 attempts.push(round.stats);
                 let pause = settings.retry_pause();
                 if verdict == Verdict::Refused
-                    || attempt > settings.retry_count
+                    || attempt > retry_count
                     || Instant::now() + pause >= self.expiration
                 {
                     tracing::debug!(attempts = attempts.total, ?verdict, "extend failed");
@@ -252,6 +266,26 @@ impl Lock {
     /// [`LockError::Unavailable`] when no quorum of backends could confirm the release
     /// (the keys then expire with their TTL).
     pub async fn release(self) -> Result<ReleaseReport, LockError> {
+        self.release_inner(Wait::Decision).await
+    }
+
+    /// A handle for `held` with the given expiration (for `using`'s final release).
+    pub(crate) fn from_held(
+        held: Arc<Held>,
+        ttl: Duration,
+        expiration: Instant,
+        stats: AttemptStats,
+    ) -> Self {
+        Self::new(held, ttl, expiration, stats)
+    }
+
+    pub(crate) fn held(&self) -> &Arc<Held> {
+        &self.held
+    }
+
+    /// Releases; `Wait::All` waits for every backend (bounded by the request timeout)
+    /// instead of finishing stragglers in the background.
+    pub(crate) async fn release_inner(self, wait: Wait) -> Result<ReleaseReport, LockError> {
         let redlock = &self.held.redlock;
         let timer = redlock.timer()?;
         self.held.mark_released();
@@ -270,7 +304,7 @@ impl Lock {
                     timeout,
                     drift: Duration::ZERO,
                     attempt,
-                    wait: Wait::Decision,
+                    wait,
                 };
                 let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 if round.verdict() == Verdict::Success {

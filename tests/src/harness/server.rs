@@ -1,7 +1,9 @@
 //! One `redis-server` process on a free loopback port.
 
 use std::{
-    env, fs,
+    env,
+    ffi::OsString,
+    fs,
     io::{self, Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -98,7 +100,12 @@ impl ServerOptions {
 /// [`HarnessError::NotInstalled`] (with install instructions) or
 /// [`HarnessError::BadBinary`].
 pub fn redis_server_bin() -> Result<PathBuf, HarnessError> {
-    if let Some(bin) = env::var_os("REDIS_SERVER_BIN").filter(|bin| !bin.is_empty()) {
+    locate(env::var_os("REDIS_SERVER_BIN"), env::var_os("PATH"))
+}
+
+/// [`redis_server_bin`] over explicit variables.
+fn locate(explicit: Option<OsString>, path: Option<OsString>) -> Result<PathBuf, HarnessError> {
+    if let Some(bin) = explicit.filter(|bin| !bin.is_empty()) {
         let bin = PathBuf::from(bin);
         return if bin.is_file() {
             Ok(bin)
@@ -106,9 +113,7 @@ pub fn redis_server_bin() -> Result<PathBuf, HarnessError> {
             Err(HarnessError::BadBinary(bin))
         };
     }
-    let path = env::var_os("PATH").unwrap_or_default();
-    env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+    env::split_paths(&path.unwrap_or_default())
         .map(|dir| dir.join("redis-server"))
         .find(|candidate| candidate.is_file())
         .ok_or(HarnessError::NotInstalled)
@@ -519,5 +524,87 @@ fn ping(port: u16) -> bool {
     match stream.read(&mut reply) {
         Ok(n) if n > 0 => reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }
+
+    #[test]
+    fn missing_binary_says_how_to_install_it() {
+        let error = locate(None, Some(OsString::new())).unwrap_err();
+        assert!(matches!(error, HarnessError::NotInstalled));
+        assert!(
+            error
+                .to_string()
+                .contains("apt-get install -y redis-server")
+        );
+        assert!(error.to_string().contains("REDIS_SERVER_BIN"));
+        let error = locate(Some("/nonexistent/redis-server".into()), None).unwrap_err();
+        assert!(matches!(error, HarnessError::BadBinary(_)), "{error}");
+    }
+
+    #[test]
+    fn server_answers_and_is_controlled() {
+        let mut server = RedisServer::start();
+        let _: () = server.command(&["SET", "k", "v"]).unwrap();
+        assert_eq!(server.key_count(), 1);
+        assert_eq!(server.keys(), ["k"]);
+        server.flush();
+        assert_eq!(server.key_count(), 0);
+        server.pause();
+        assert!(server.is_paused());
+        assert!(
+            server.command::<String>(&["PING"]).is_err(),
+            "a paused server answered"
+        );
+        server.resume();
+        assert_eq!(server.command::<String>(&["PING"]).unwrap(), "PONG");
+        let port = server.port();
+        server.kill();
+        assert!(!server.is_running());
+        assert!(server.command::<String>(&["PING"]).is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert_eq!(server.command::<String>(&["PING"]).unwrap(), "PONG");
+    }
+
+    #[test]
+    fn servers_stop_on_drop_even_when_a_test_panics() {
+        let pids = std::sync::Mutex::new(Vec::new());
+        let result = std::panic::catch_unwind(|| {
+            let mut paused = RedisServer::start();
+            let running = RedisServer::start();
+            paused.pause();
+            pids.lock()
+                .unwrap()
+                .extend([paused.pid().unwrap(), running.pid().unwrap()]);
+            panic!("test body failed");
+        });
+        assert!(result.is_err());
+        for pid in pids.into_inner().unwrap() {
+            assert!(!alive(pid), "redis-server {pid} outlived its test");
+        }
+    }
+
+    #[test]
+    fn password_and_acl_servers_require_credentials() {
+        let server =
+            RedisServer::start_with(ServerOptions::default().password("pw").acl_user("u", "p"));
+        assert_eq!(server.command::<String>(&["PING"]).unwrap(), "PONG");
+        let anonymous =
+            redis::Client::open(format!("redis://127.0.0.1:{}", server.port())).unwrap();
+        let mut connection = anonymous.get_connection().unwrap();
+        let denied: Result<String, _> = redis::cmd("GET").arg("x").query(&mut connection);
+        assert!(denied.is_err());
+        assert!(server.acl_url().unwrap().starts_with("redis://u:p@"));
     }
 }
