@@ -28,11 +28,8 @@ pub(crate) struct Held {
 impl Held {
     pub(crate) fn new(redlock: Redlock, keys: Vec<String>) -> Arc<Self> {
         Arc::new(Self {
+            target: Target::new(keys, new_value(), redlock.backend_count()),
             redlock,
-            target: Target {
-                keys: keys.into(),
-                value: new_value().into(),
-            },
             released: AtomicBool::new(false),
         })
     }

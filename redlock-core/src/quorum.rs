@@ -3,7 +3,7 @@
 use std::{
     future::{Future, poll_fn},
     pin::{Pin, pin},
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -117,11 +117,55 @@ impl Backends {
     }
 }
 
-/// The keys and value of one lock, shared cheaply with in-flight requests.
-#[derive(Debug, Clone)]
+/// The keys and value of one lock, shared cheaply with in-flight requests, and the
+/// lock's requests still unanswered when their round was decided.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) keys: Arc<[String]>,
     pub(crate) value: Arc<str>,
+    stragglers: Arc<Mutex<Vec<Option<Straggler>>>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An acquire or extend request decided without its answer. It is kept rather than
+/// dropped, so a client that only sends a request while its future lives (redis-rs
+/// discards unsent requests of dropped futures) still delivers it and the lock lands on
+/// every master that answers in time. The lock's next request to that backend drops it
+/// first: by the backend contract, a request started after an earlier one was dropped
+/// is never applied before it, so the straggler cannot overtake a release.
+type Straggler = Call;
+
+impl Target {
+    pub(crate) fn new(keys: Vec<String>, value: String, backends: usize) -> Self {
+        Self {
+            keys: keys.into(),
+            value: value.into(),
+            stragglers: Arc::new(Mutex::new((0..backends).map(|_| None).collect())),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Option<Straggler>>> {
+        self.stragglers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_straggler(&self, index: usize) -> Option<Straggler> {
+        self.slots().get_mut(index).and_then(Option::take)
+    }
+
+    fn keep_straggler(&self, index: usize, call: Call) {
+        if let Some(slot) = self.slots().get_mut(index) {
+            *slot = Some(call);
+        }
+    }
 }
 
 /// One round's parameters.
@@ -156,6 +200,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let mut outcomes = vec![Outcome::NoReply; n];
     let mut latencies = vec![None; n];
     let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
+    let mut timed_out = false;
     let mut deadline = pin!(timer.sleep(spec.timeout));
     poll_fn(|cx| {
         let mut pending = 0;
@@ -193,6 +238,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
             return Poll::Ready(());
         }
         if deadline.as_mut().poll(cx).is_ready() {
+            timed_out = true;
             for outcome in &mut outcomes {
                 if matches!(outcome, Outcome::NoReply) {
                     *outcome = Outcome::TimedOut(spec.timeout);
@@ -205,14 +251,8 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     })
     .await;
     let elapsed = start.elapsed();
-    let stragglers: Vec<Call> = calls.into_iter().flatten().collect();
-    if matches!(spec.request, Request::Release) && !stragglers.is_empty() {
-        finish_in_background(
-            redlock,
-            timer,
-            stragglers,
-            spec.timeout.saturating_sub(elapsed),
-        );
+    if !timed_out {
+        keep_stragglers(redlock, timer, target, spec, calls, start);
     }
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
@@ -257,11 +297,41 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     }
 }
 
-/// One backend's request, owning what it needs so it can outlive the round.
+/// Requests still unanswered when a round was decided: releases finish in the
+/// background; acquires and extends are kept with the lock (see [`Straggler`]).
+fn keep_stragglers(
+    redlock: &Redlock,
+    timer: Timer,
+    target: &Target,
+    spec: Spec,
+    calls: Vec<Option<Call>>,
+    start: Instant,
+) {
+    match spec.request {
+        Request::Release => {
+            let stragglers: Vec<Call> = calls.into_iter().flatten().collect();
+            if !stragglers.is_empty() {
+                let limit = (start + spec.timeout).saturating_duration_since(Instant::now());
+                finish_in_background(redlock, timer, stragglers, limit);
+            }
+        }
+        Request::Acquire(_) | Request::Extend(_) => {
+            for (index, call) in calls.into_iter().enumerate() {
+                if let Some(call) = call {
+                    target.keep_straggler(index, call);
+                }
+            }
+        }
+    }
+}
+
+/// One backend's request, owning what it needs so it can outlive the round. It drops
+/// this lock's earlier unanswered request to the same backend before it starts.
 fn call(backends: &Arc<Backends>, index: usize, target: &Target, request: Request) -> Call {
     let backends = Arc::clone(backends);
     let target = target.clone();
     Box::pin(async move {
+        drop(target.take_straggler(index));
         let backend = &backends.list[index];
         match request {
             Request::Acquire(ttl) => backend

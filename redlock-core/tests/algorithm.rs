@@ -86,6 +86,42 @@ impl LockBackend for SlowRelease {
     }
 }
 
+/// Applies each request only if its future is still alive 30 ms after the first poll,
+/// like a client that discards the queued requests of dropped futures.
+struct Lagging {
+    inner: MemoryBackend,
+    rt: Runtime,
+}
+
+#[redlock_core::async_trait]
+impl LockBackend for Lagging {
+    fn name(&self) -> &str {
+        "lagging"
+    }
+    async fn acquire(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        sleep(self.rt, Duration::from_millis(30)).await;
+        self.inner.acquire(keys, value, ttl).await
+    }
+    async fn extend(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        sleep(self.rt, Duration::from_millis(30)).await;
+        self.inner.extend(keys, value, ttl).await
+    }
+    async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
+        sleep(self.rt, Duration::from_millis(30)).await;
+        self.inner.release(keys, value).await
+    }
+}
+
 fn arrange(masters: &[MemoryBackend], mix: &[Behaviour], key: &str) {
     for (master, behaviour) in masters.iter().zip(mix) {
         match behaviour {
@@ -170,6 +206,29 @@ runtime_tests! {
             lock.release().await.unwrap();
             assert!(no_keys_left(&masters), "n = {n}");
         }
+    }
+
+    async fn unanswered_acquires_are_kept_and_never_overtake_the_release(rt: Runtime) {
+        let masters = masters(3);
+        let backends: Vec<Box<dyn LockBackend>> = vec![
+            Box::new(masters[0].clone()),
+            Box::new(masters[1].clone()),
+            Box::new(Lagging { inner: masters[2].clone(), rt }),
+        ];
+        let redlock = Redlock::builder(backends)
+            .runtime(rt)
+            .request_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let lock = redlock.acquire(["kept"], Duration::from_secs(10)).await.unwrap();
+        assert!(matches!(lock.stats().votes[2].outcome, Outcome::NoReply));
+        // m2's acquire was still pending when the quorum decided. The lock's next
+        // request to m2 drops it before starting, so nothing is applied out of order and
+        // nothing is left behind.
+        let lock = lock.extend(Duration::from_secs(10)).await.unwrap();
+        lock.release().await.unwrap();
+        sleep(rt, Duration::from_millis(200)).await;
+        assert!(no_keys_left(&masters), "{:?}", support::keys_everywhere(&masters));
     }
 
     async fn release_decided_at_quorum_still_finishes_on_the_rest(rt: Runtime) {

@@ -103,6 +103,19 @@ where
         value: &str,
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
+        let call = self.run_inner(script, keys, value, ttl);
+        #[cfg(feature = "tokio")]
+        let call = tokio::task::unconstrained(call);
+        call.await
+    }
+
+    async fn run_inner(
+        &self,
+        script: Script,
+        keys: &[String],
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<i64, BackendError> {
         let mut connection = self.connection.clone();
         let by_digest = script_call("EVALSHA", script.sha1(), keys, value, ttl);
         match by_digest.query_async::<i64>(&mut connection).await {

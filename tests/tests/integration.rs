@@ -56,6 +56,26 @@ adapter_suite! {
         }
     }
 
+    async fn every_master_gets_the_lock_even_when_the_quorum_decides_first<A>(rt: Runtime) {
+        let cluster = Cluster::start(5);
+        let redlock = redlock::<A>(rt, &cluster).await;
+        for i in 0..30 {
+            let key = format!("everywhere:{i}");
+            let lock = redlock.acquire([&key], TTL).await.unwrap();
+            let start = Instant::now();
+            loop {
+                let holders = cluster.servers().iter().filter(|s| s.get(&key).as_deref() == Some(lock.value())).count();
+                if holders == 5 {
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(1), "lock {i} reached {holders} of 5 masters");
+                runtimes::sleep(rt, Duration::from_millis(5)).await;
+            }
+            lock.release().await.unwrap();
+        }
+        cluster.assert_no_keys();
+    }
+
     async fn second_client_is_refused_until_release_or_expiry<A>(rt: Runtime) {
         let cluster = Cluster::start(3);
         let first = redlock::<A>(rt, &cluster).await;
