@@ -1,12 +1,15 @@
 //! The seed's `using` flow: lock two resources, work while the lock extends itself,
 //! and check the signal between steps.
 //!
-//! Run: `cargo run --example quickstart` (set `REDLOCK_URLS` to use your own masters).
+//! Run: `cargo run --example quickstart` (redis-rs) or
+//! `cargo run --example quickstart -- --fred` (fred); set `REDLOCK_URLS` to use your
+//! own masters.
 
 use std::{error::Error, time::Duration};
 
 use redlock_examples::Masters;
-use redlock_redis_rs::{RedisBackend, Redlock};
+use redlock_fred::FredBackend;
+use redlock_redis_rs::{LockBackend, RedisBackend, Redlock};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -18,10 +21,16 @@ async fn something(step: &str) {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let masters = Masters::from_env()?;
-    let mut backends = Vec::new();
+    let fred = std::env::args().any(|arg| arg == "--fred");
+    let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
     for url in masters.urls() {
-        backends.push(RedisBackend::from_url(url).await?);
+        if fred {
+            backends.push(Box::new(FredBackend::from_url(url).await?));
+        } else {
+            backends.push(Box::new(RedisBackend::from_url(url).await?));
+        }
     }
+    println!("client: {}", if fred { "fred" } else { "redis-rs" });
     let redlock = Redlock::new(backends)?;
     let (sender, recipient) = ("account:sender", "account:recipient");
 

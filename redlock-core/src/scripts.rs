@@ -12,13 +12,18 @@
 //! | [`RELEASE`] | the number of keys that held our value and were deleted |
 //!
 //! Adapters send `EVALSHA` with [`Script::sha1`] and fall back to `EVAL` with
-//! [`Script::source`] when the server answers `NOSCRIPT`.
+//! [`Script::source`] when the server answers `NOSCRIPT`; [`ScriptCache`] keeps track
+//! of which scripts a server has, so the common case is one round trip.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 /// A Lua script and the hex SHA1 digest Redis knows it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Script {
+    index: usize,
     name: &'static str,
     source: &'static str,
     sha1: &'static str,
@@ -43,6 +48,7 @@ impl Script {
 
 /// Sets every key to the value with a TTL, only if each key is free or already ours.
 pub const ACQUIRE: Script = Script {
+    index: 0,
     name: "acquire",
     source: include_str!("scripts/acquire.lua"),
     sha1: "d435283d2c6ca2e0b2bae93393fa5af6bd111d6f",
@@ -50,6 +56,7 @@ pub const ACQUIRE: Script = Script {
 
 /// Resets every key's TTL, only if every key still holds the value.
 pub const EXTEND: Script = Script {
+    index: 1,
     name: "extend",
     source: include_str!("scripts/extend.lua"),
     sha1: "356b2b6f50e22d4517fa05bb42f3b14cc40ad534",
@@ -57,10 +64,50 @@ pub const EXTEND: Script = Script {
 
 /// Deletes the keys that hold the value and returns how many.
 pub const RELEASE: Script = Script {
+    index: 2,
     name: "release",
     source: include_str!("scripts/release.lua"),
     sha1: "512a45afd75348b84eed696fd924f63ece49b512",
 };
+
+/// Which scripts one server is known to have cached, for adapters.
+///
+/// Until a script is known to be cached, send it with `EVAL` (one round trip, and it
+/// caches the script); once an `EVAL` succeeded, send `EVALSHA`. When a server answers
+/// `NOSCRIPT` (it restarted or ran `SCRIPT FLUSH`), call
+/// [`forget_all`](Self::forget_all) and retry that call with `EVAL`.
+///
+/// Sending each request in one step matters: Redlock may stop polling a request once
+/// the quorum is decided, and a second step (the `EVAL` after a `NOSCRIPT`) would then
+/// never be sent.
+#[derive(Debug, Default)]
+pub struct ScriptCache {
+    loaded: [AtomicBool; 3],
+}
+
+impl ScriptCache {
+    /// A cache that knows of no script yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `script` is known to be cached on the server.
+    pub fn is_loaded(&self, script: Script) -> bool {
+        self.loaded[script.index].load(Ordering::Relaxed)
+    }
+
+    /// Records that `script` ran on the server (so it is cached there).
+    pub fn mark_loaded(&self, script: Script) {
+        self.loaded[script.index].store(true, Ordering::Relaxed);
+    }
+
+    /// Records that the server lost its script cache.
+    pub fn forget_all(&self) {
+        for loaded in &self.loaded {
+            loaded.store(false, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The TTL argument the scripts expect: whole milliseconds, rounded up, at least 1.
 ///
@@ -105,6 +152,18 @@ mod tests {
         assert_ne!(ACQUIRE.sha1(), EXTEND.sha1());
         assert_ne!(EXTEND.sha1(), RELEASE.sha1());
         assert_ne!(ACQUIRE.sha1(), RELEASE.sha1());
+    }
+
+    #[test]
+    fn script_cache_tracks_each_script() {
+        let cache = ScriptCache::new();
+        assert!(!cache.is_loaded(ACQUIRE));
+        cache.mark_loaded(ACQUIRE);
+        cache.mark_loaded(RELEASE);
+        assert!(cache.is_loaded(ACQUIRE) && cache.is_loaded(RELEASE));
+        assert!(!cache.is_loaded(EXTEND));
+        cache.forget_all();
+        assert!(!cache.is_loaded(ACQUIRE) && !cache.is_loaded(RELEASE));
     }
 
     #[test]

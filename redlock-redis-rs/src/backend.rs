@@ -15,7 +15,7 @@ use redis::{
 };
 use redlock_core::{
     BackendError, BackendErrorKind, LockBackend, async_trait,
-    scripts::{self, Script},
+    scripts::{self, Script, ScriptCache},
 };
 
 /// One Redis master reached through a redis-rs async connection.
@@ -33,6 +33,7 @@ use redlock_core::{
 pub struct RedisBackend<C = ConnectionManager> {
     connection: C,
     name: Arc<str>,
+    scripts: Arc<ScriptCache>,
 }
 
 impl<C> fmt::Debug for RedisBackend<C> {
@@ -80,6 +81,7 @@ where
         Self {
             connection,
             name: name.into(),
+            scripts: Arc::new(ScriptCache::new()),
         }
     }
 
@@ -117,16 +119,21 @@ where
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
         let mut connection = self.connection.clone();
-        let by_digest = script_call("EVALSHA", script.sha1(), keys, value, ttl);
-        match by_digest.query_async::<i64>(&mut connection).await {
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                script_call("EVAL", script.source(), keys, value, ttl)
-                    .query_async::<i64>(&mut connection)
-                    .await
-                    .map_err(backend_error)
+        if self.scripts.is_loaded(script) {
+            let by_digest = script_call("EVALSHA", script.sha1(), keys, value, ttl);
+            match by_digest.query_async::<i64>(&mut connection).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    self.scripts.forget_all();
+                }
+                reply => return reply.map_err(backend_error),
             }
-            reply => reply.map_err(backend_error),
         }
+        let reply = script_call("EVAL", script.source(), keys, value, ttl)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map_err(backend_error)?;
+        self.scripts.mark_loaded(script);
+        Ok(reply)
     }
 }
 

@@ -1,6 +1,9 @@
 //! The backends under test, so a suite is written once and run for each adapter.
 
+use std::sync::Arc;
+
 use redlock_core::{LockBackend, Runtime};
+use redlock_fred::FredBackend;
 use redlock_redis_rs::RedisBackend;
 
 /// One adapter crate under test.
@@ -56,6 +59,49 @@ impl Adapter for RedisRs {
         let client =
             redis::Client::build_with_tls(url, certificates).map_err(|error| report(&error))?;
         RedisBackend::from_client(client)
+            .await
+            .map_err(|error| report(&error))
+    }
+}
+
+/// The `redlock-fred` adapter (tokio only).
+#[derive(Debug, Clone, Copy)]
+pub struct Fred;
+
+#[async_trait::async_trait]
+impl Adapter for Fred {
+    const NAME: &'static str = "fred";
+    type Backend = FredBackend;
+
+    fn supports(runtime: Runtime) -> bool {
+        runtime == Runtime::Tokio
+    }
+
+    async fn connect(url: &str) -> Result<Self::Backend, String> {
+        FredBackend::from_url(url)
+            .await
+            .map_err(|error| report(&error))
+    }
+
+    async fn connect_tls(url: &str, ca_cert: &str) -> Result<Self::Backend, String> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_cert.as_bytes()) {
+            roots
+                .add(cert.map_err(|error| error.to_string())?)
+                .map_err(|error| error.to_string())?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut config =
+            fred::types::config::Config::from_url(url).map_err(|error| report(&error))?;
+        config.tls = Some(fred::types::config::TlsConnector::from(tls).into());
+        FredBackend::from_config(config)
             .await
             .map_err(|error| report(&error))
     }

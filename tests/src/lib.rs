@@ -11,5 +11,5 @@ pub mod harness;
 pub mod runtimes;
 pub mod suite;
 
-pub use adapters::{Adapter, RedisRs};
+pub use adapters::{Adapter, Fred, RedisRs};
 pub use harness::{Cluster, HarnessError, RedisServer, ServerOptions};

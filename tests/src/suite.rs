@@ -41,6 +41,11 @@ macro_rules! adapter_suite {
             fn redis_rs_smol() {
                 run::<$crate::RedisRs>(::redlock_core::Runtime::Smol);
             }
+
+            #[test]
+            fn fred_tokio() {
+                run::<$crate::Fred>(::redlock_core::Runtime::Tokio);
+            }
         }
     )*};
 }
