@@ -91,6 +91,11 @@ fn new_value() -> String {
 ///
 /// [`extend`](Self::extend) returns a new `Lock` with a later expiration (the old handle
 /// keeps its own); [`release`](Self::release) gives the resources back.
+///
+/// Dropping the last handle of a lock without releasing it (also when an `acquire` or
+/// `using` future is dropped mid-flight) releases the keys in the background where the
+/// runtime can spawn a task (tokio inside a runtime, async-std, smol); otherwise they
+/// expire with their TTL. Prefer an explicit `release().await`, which reports errors.
 #[must_use = "a lock is held until it is released or expires"]
 pub struct Lock {
     held: Arc<Held>,
