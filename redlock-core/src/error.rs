@@ -116,6 +116,14 @@ pub enum InvalidInput {
         /// The TTL asked for.
         ttl: Duration,
     },
+    /// A quorum override outside `1..=backends` (test-only feature).
+    #[error("quorum {quorum} is outside 1..={backends}")]
+    Quorum {
+        /// The quorum asked for.
+        quorum: usize,
+        /// How many backends there are.
+        backends: usize,
+    },
     /// No runtime is available for timers.
     #[error("no async runtime available: {0}")]
     NoRuntime(&'static str),

@@ -95,12 +95,12 @@ enum Answer {
 }
 
 impl Backends {
-    pub(crate) fn new(list: Vec<Box<dyn LockBackend>>) -> Self {
+    pub(crate) fn new(list: Vec<Box<dyn LockBackend>>, quorum_override: Option<usize>) -> Self {
         let names = list
             .iter()
             .map(|backend| Arc::from(backend.name()))
             .collect();
-        let quorum = list.len() / 2 + 1;
+        let quorum = quorum_override.unwrap_or(list.len() / 2 + 1);
         Self {
             list,
             names,

@@ -82,6 +82,7 @@ impl Redlock {
                 .collect(),
             settings: Settings::default(),
             runtime: None,
+            quorum_override: None,
         }
     }
 
@@ -279,6 +280,7 @@ pub struct RedlockBuilder {
     backends: Vec<Box<dyn LockBackend>>,
     settings: Settings,
     runtime: Option<Runtime>,
+    quorum_override: Option<usize>,
 }
 
 impl fmt::Debug for RedlockBuilder {
@@ -365,6 +367,16 @@ impl RedlockBuilder {
         self
     }
 
+    /// TEST ONLY: grant locks with `quorum` votes instead of N / 2 + 1.
+    ///
+    /// A quorum below a majority breaks mutual exclusion. This exists (behind the
+    /// `unsafe-quorum-override` feature) so a safety checker can prove it notices.
+    #[cfg(feature = "unsafe-quorum-override")]
+    pub fn unsafe_quorum_override(mut self, quorum: usize) -> Self {
+        self.quorum_override = Some(quorum);
+        self
+    }
+
     /// Checks the settings and builds the manager.
     ///
     /// # Errors
@@ -382,8 +394,14 @@ impl RedlockBuilder {
             .ok_or(InvalidInput::NoRuntime(
                 "enable one of the features tokio, async-std or smol",
             ))?;
+        if let Some(quorum) = self.quorum_override
+            && !(1..=self.backends.len()).contains(&quorum)
+        {
+            let backends = self.backends.len();
+            return Err(InvalidInput::Quorum { quorum, backends }.into());
+        }
         Ok(Redlock {
-            backends: Arc::new(Backends::new(self.backends)),
+            backends: Arc::new(Backends::new(self.backends, self.quorum_override)),
             settings: self.settings,
             runtime,
         })

@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod harness;
 pub mod runtimes;
 pub mod suite;
+pub mod torture;
 
 pub use adapters::{Adapter, Fred, RedisRs};
-pub use harness::{Cluster, HarnessError, RedisServer, ServerOptions};
+pub use harness::{Cluster, HarnessError, Proxy, ProxyMode, RedisServer, ServerOptions};

@@ -66,6 +66,9 @@ pub struct ServerOptions {
     pub acl_user: Option<(String, String)>,
     /// Also listen with TLS on a second port, with certificates generated now.
     pub tls: bool,
+    /// Persist every write to an append-only file with `fsync` before replying, so a
+    /// killed and restarted server keeps its keys.
+    pub aof: bool,
     /// More `--name value` arguments for redis-server.
     pub extra_args: Vec<String>,
 }
@@ -89,6 +92,13 @@ impl ServerOptions {
     #[must_use]
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Persists to an append-only file with `appendfsync always`.
+    #[must_use]
+    pub fn aof(mut self) -> Self {
+        self.aof = true;
         self
     }
 }
@@ -210,7 +220,9 @@ impl RedisServer {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.options.aof { "yes" } else { "no" },
+            "--appendfsync",
+            "always",
             "--daemonize",
             "no",
             "--protected-mode",
@@ -463,6 +475,21 @@ impl RedisServer {
                 port: self.port,
                 source,
             })
+    }
+
+    /// Closes every client connection (`CLIENT KILL TYPE normal`), keeping the data.
+    pub fn kill_clients(&self) {
+        // Our own control connection is skipped (SKIPME yes is the default).
+        self.command::<u64>(&["CLIENT", "KILL", "TYPE", "normal"])
+            .unwrap_or_else(|error| panic!("CLIENT KILL on {}: {error}", self.addr()));
+    }
+
+    /// How many client connections the server has (our control connection included).
+    pub fn client_count(&self) -> usize {
+        let list: String = self
+            .command(&["CLIENT", "LIST"])
+            .unwrap_or_else(|error| panic!("CLIENT LIST on {}: {error}", self.addr()));
+        list.lines().count()
     }
 
     /// Deletes every key.
