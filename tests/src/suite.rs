@@ -50,6 +50,35 @@ macro_rules! adapter_suite {
     )*};
 }
 
+/// Like [`adapter_suite!`] but on tokio only: one `#[test]` per adapter (`redis_rs`,
+/// `fred`). For the slower fault suites, whose runtime coverage the integration suite
+/// already gives.
+#[macro_export]
+macro_rules! both_adapters {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident<$A:ident>() $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body<$A: $crate::Adapter>() $body
+
+            #[test]
+            fn redis_rs() {
+                $crate::runtimes::block_on(::redlock_core::Runtime::Tokio, body::<$crate::RedisRs>());
+            }
+
+            #[test]
+            fn fred() {
+                $crate::runtimes::block_on(::redlock_core::Runtime::Tokio, body::<$crate::Fred>());
+            }
+        }
+    )*};
+}
+
 /// Connects adapter `A` to every master of `cluster`, in order.
 pub async fn connect_all<A: Adapter>(cluster: &Cluster) -> Vec<A::Backend> {
     let mut backends = Vec::with_capacity(cluster.len());
@@ -73,6 +102,18 @@ where
         .retry_count(10)
         .retry_delay(Duration::from_millis(50))
         .retry_jitter(Duration::from_millis(25))
+}
+
+/// Connects adapter `A` to each URL, in order.
+pub async fn connect_urls<A: Adapter>(urls: &[String]) -> Vec<A::Backend> {
+    let mut backends = Vec::with_capacity(urls.len());
+    for url in urls {
+        let backend = A::connect(url)
+            .await
+            .unwrap_or_else(|error| panic!("{} cannot connect to {url}: {error}", A::NAME));
+        backends.push(backend);
+    }
+    backends
 }
 
 /// A `Redlock` over adapter `A`'s connections to every master of `cluster`.
