@@ -51,7 +51,7 @@ pub const ACQUIRE: Script = Script {
     index: 0,
     name: "acquire",
     source: include_str!("scripts/acquire.lua"),
-    sha1: "d435283d2c6ca2e0b2bae93393fa5af6bd111d6f",
+    sha1: "383f76f2ee08cd42da7515e4b7ea00dbc4db60da",
 };
 
 /// Resets every key's TTL, only if every key still holds the value.
@@ -59,7 +59,7 @@ pub const EXTEND: Script = Script {
     index: 1,
     name: "extend",
     source: include_str!("scripts/extend.lua"),
-    sha1: "356b2b6f50e22d4517fa05bb42f3b14cc40ad534",
+    sha1: "a9d77d6552029337c8d638a326f54679530c805e",
 };
 
 /// Deletes the keys that hold the value and returns how many.
@@ -67,7 +67,7 @@ pub const RELEASE: Script = Script {
     index: 2,
     name: "release",
     source: include_str!("scripts/release.lua"),
-    sha1: "512a45afd75348b84eed696fd924f63ece49b512",
+    sha1: "32affbcf86896bc8bf0fc9fcf99cbe252ca7c19f",
 };
 
 /// Which scripts one server is known to have cached, for adapters.

@@ -26,8 +26,13 @@ async fn client(cluster: &Cluster) -> Redlock {
 /// A holds a lock granted by m0 and m1 only (m2 was down); m2 comes back empty; then
 /// m0 is killed and restarted as `restart` says. Returns whether B got the lock while
 /// A's was still valid.
-async fn second_holder_while_first_is_valid(options: ServerOptions, restart_delay: Duration) -> bool {
-    let servers = (0..3).map(|_| RedisServer::start_with(options.clone())).collect();
+async fn second_holder_while_first_is_valid(
+    options: ServerOptions,
+    restart_delay: Duration,
+) -> bool {
+    let servers = (0..3)
+        .map(|_| RedisServer::start_with(options.clone()))
+        .collect();
     let mut cluster = Cluster::from_servers(servers);
     let a = client(&cluster).await;
     let b = client(&cluster).await;
@@ -63,23 +68,39 @@ async fn second_holder_while_first_is_valid(options: ServerOptions, restart_dela
 #[test]
 fn caveat_immediate_restart_without_persistence_allows_a_second_holder() {
     runtimes::block_on(RT, async {
-        let overlap = second_holder_while_first_is_valid(ServerOptions::default(), Duration::ZERO).await;
-        assert!(overlap, "expected the caveat to show: a second holder while the first lock is valid");
+        let overlap =
+            second_holder_while_first_is_valid(ServerOptions::default(), Duration::ZERO).await;
+        assert!(
+            overlap,
+            "expected the caveat to show: a second holder while the first lock is valid"
+        );
     });
 }
 
 #[test]
 fn immediate_restart_with_fsync_keeps_mutual_exclusion() {
     runtimes::block_on(RT, async {
-        let overlap = second_holder_while_first_is_valid(ServerOptions::default().aof(), Duration::ZERO).await;
-        assert!(!overlap, "a master persisting with fsync lost the lock on restart");
+        let overlap =
+            second_holder_while_first_is_valid(ServerOptions::default().aof(), Duration::ZERO)
+                .await;
+        assert!(
+            !overlap,
+            "a master persisting with fsync lost the lock on restart"
+        );
     });
 }
 
 #[test]
 fn restart_delayed_past_the_ttl_keeps_mutual_exclusion() {
     runtimes::block_on(RT, async {
-        let overlap = second_holder_while_first_is_valid(ServerOptions::default(), TTL + Duration::from_millis(500)).await;
-        assert!(!overlap, "a second holder appeared although the restart waited out the TTL");
+        let overlap = second_holder_while_first_is_valid(
+            ServerOptions::default(),
+            TTL + Duration::from_millis(500),
+        )
+        .await;
+        assert!(
+            !overlap,
+            "a second holder appeared although the restart waited out the TTL"
+        );
     });
 }

@@ -105,6 +105,24 @@ adapter_suite! {
         cluster.assert_no_keys();
     }
 
+    async fn a_key_of_another_type_counts_as_held<A>(rt: Runtime) {
+        let cluster = Cluster::start(3);
+        for server in cluster.servers() {
+            let _: () = server.command(&["HSET", "typed", "field", "value"]).unwrap();
+        }
+        let redlock = redlock::<A>(rt, &cluster).await;
+        let error = redlock.try_acquire(["free", "typed"], TTL).await.unwrap_err();
+        assert!(matches!(error, LockError::Contended { .. }), "{error}");
+        for server in cluster.servers() {
+            assert_eq!(server.keys(), ["typed"], "the refused acquire left keys behind");
+        }
+        let lock = redlock.try_acquire(["free"], TTL).await.unwrap();
+        lock.release().await.unwrap();
+        for server in cluster.servers() {
+            server.flush();
+        }
+    }
+
     async fn overlapping_multi_resource_locks_exclude_each_other<A>(rt: Runtime) {
         let cluster = Cluster::start(3);
         let redlock = redlock::<A>(rt, &cluster).await;

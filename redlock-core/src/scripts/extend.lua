@@ -1,6 +1,6 @@
 -- Extends only when every key still holds our value; never re-creates a key.
 for _, key in ipairs(KEYS) do
-  if redis.call("GET", key) ~= ARGV[1] then
+  if redis.pcall("GET", key) ~= ARGV[1] then
     return 0
   end
 end

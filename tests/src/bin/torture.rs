@@ -116,7 +116,10 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |text: String| text.parse::<u64>().map_err(|_| format!("bad number {text:?}"));
+        let number = |text: String| {
+            text.parse::<u64>()
+                .map_err(|_| format!("bad number {text:?}"))
+        };
         match flag.as_str() {
             "--clients" => options.clients = number(value()?)? as u32,
             "--processes" => options.processes = (number(value()?)? as u32).max(1),
@@ -147,7 +150,14 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     Ok(options)
 }
 
-fn client_config(options: &Options, urls: Vec<String>, data_url: String, clients: u32, first: u32, until_ns: u64) -> ClientConfig {
+fn client_config(
+    options: &Options,
+    urls: Vec<String>,
+    data_url: String,
+    clients: u32,
+    first: u32,
+    until_ns: u64,
+) -> ClientConfig {
     ClientConfig {
         urls,
         data_url,
@@ -182,7 +192,14 @@ fn main() -> ExitCode {
         }
     };
     if let Some(worker) = &options.worker {
-        let config = client_config(&options, worker.urls.clone(), worker.data_url.clone(), options.clients, worker.first_client, worker.until_ns);
+        let config = client_config(
+            &options,
+            worker.urls.clone(),
+            worker.data_url.clone(),
+            options.clients,
+            worker.first_client,
+            worker.until_ns,
+        );
         for cycle in runtime().block_on(run_clients(config)) {
             println!("{cycle}");
         }
@@ -194,9 +211,17 @@ fn main() -> ExitCode {
             if options.expect_violations {
                 println!(
                     "checker self-test: {}",
-                    if found { "violations found, as expected" } else { "NO violation found" }
+                    if found {
+                        "violations found, as expected"
+                    } else {
+                        "NO violation found"
+                    }
                 );
-                if found { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                if found {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             } else if found {
                 ExitCode::FAILURE
             } else {
@@ -211,11 +236,19 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<Report, String> {
-    let kill = options.nemeses.iter().any(|n| matches!(n, Nemesis::Kill | Nemesis::KillDelayed));
-    let server_options = if kill { ServerOptions::default().aof() } else { ServerOptions::default() };
+    let kill = options
+        .nemeses
+        .iter()
+        .any(|n| matches!(n, Nemesis::Kill | Nemesis::KillDelayed));
+    let server_options = if kill {
+        ServerOptions::default().aof()
+    } else {
+        ServerOptions::default()
+    };
     let mut servers = Vec::new();
     for _ in 0..options.masters {
-        servers.push(RedisServer::try_start_with(server_options.clone()).map_err(|e| e.to_string())?);
+        servers
+            .push(RedisServer::try_start_with(server_options.clone()).map_err(|e| e.to_string())?);
     }
     let proxies: Vec<Proxy> = servers
         .iter()
@@ -235,14 +268,24 @@ fn run(options: &Options) -> Result<Report, String> {
         options.ttl,
         options.duration,
         options.adapter.name(),
-        options.nemeses.iter().map(|n| n.name()).collect::<Vec<_>>().join(","),
+        options
+            .nemeses
+            .iter()
+            .map(|n| n.name())
+            .collect::<Vec<_>>()
+            .join(","),
         options.seed,
-        if options.broken_quorum { ", BROKEN QUORUM (test only)" } else { "" }
+        if options.broken_quorum {
+            ", BROKEN QUORUM (test only)"
+        } else {
+            ""
+        }
     );
 
     let start_ns = now_ns();
     let warmup = Duration::from_secs(1);
-    let until_ns = start_ns + u64::try_from((warmup + options.duration).as_nanos()).unwrap_or(u64::MAX);
+    let until_ns =
+        start_ns + u64::try_from((warmup + options.duration).as_nanos()).unwrap_or(u64::MAX);
     let per_process = options.clients.div_ceil(options.processes);
     let mut children = Vec::new();
     let mut first = per_process;
@@ -252,10 +295,31 @@ fn run(options: &Options) -> Result<Report, String> {
         }
         let count = per_process.min(options.clients - first);
         let child = Command::new(env::current_exe().map_err(|e| e.to_string())?)
-            .args(["--worker", "--urls", &urls.join(","), "--data-url", &data.url()])
-            .args(["--clients", &count.to_string(), "--first-client", &first.to_string()])
-            .args(["--until-ns", &until_ns.to_string(), "--resources", &options.resources.to_string()])
-            .args(["--ttl", &format!("{}ms", options.ttl.as_millis()), "--adapter", options.adapter.name()])
+            .args([
+                "--worker",
+                "--urls",
+                &urls.join(","),
+                "--data-url",
+                &data.url(),
+            ])
+            .args([
+                "--clients",
+                &count.to_string(),
+                "--first-client",
+                &first.to_string(),
+            ])
+            .args([
+                "--until-ns",
+                &until_ns.to_string(),
+                "--resources",
+                &options.resources.to_string(),
+            ])
+            .args([
+                "--ttl",
+                &format!("{}ms", options.ttl.as_millis()),
+                "--adapter",
+                options.adapter.name(),
+            ])
             .args(["--seed", &options.seed.to_string()])
             .args(options.broken_quorum.then_some("--broken-quorum"))
             .stdout(Stdio::piped())
@@ -272,7 +336,15 @@ fn run(options: &Options) -> Result<Report, String> {
         let nemesis = scope.spawn(|| {
             thread::sleep(warmup);
             let until = Instant::now() + options.duration;
-            nemesis::run(&mut masters, &options.nemeses, max_faulty, options.ttl, options.seed, until, &stop)
+            nemesis::run(
+                &mut masters,
+                &options.nemeses,
+                max_faulty,
+                options.ttl,
+                options.seed,
+                until,
+                &stop,
+            )
         });
         let cycles = runtime().block_on(run_clients(config));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -299,8 +371,11 @@ fn run(options: &Options) -> Result<Report, String> {
             .servers
             .iter()
             .flat_map(|server| {
-                let keys: Vec<String> = server.command(&["KEYS", "torture:lock:*"]).unwrap_or_default();
-                keys.into_iter().map(move |key| format!("{}: {key}", server.addr()))
+                let keys: Vec<String> = server
+                    .command(&["KEYS", "torture:lock:*"])
+                    .unwrap_or_default();
+                keys.into_iter()
+                    .map(move |key| format!("{}: {key}", server.addr()))
             })
             .collect();
         if keys.is_empty() || Instant::now() > deadline {
@@ -311,11 +386,15 @@ fn run(options: &Options) -> Result<Report, String> {
 
     let mut final_values = HashMap::new();
     for resource in 0..options.resources {
-        let value = data.get(&value_key(resource)).map(|v| v.parse::<u64>().unwrap_or(u64::MAX)).unwrap_or(0);
+        let value = data
+            .get(&value_key(resource))
+            .map(|v| v.parse::<u64>().unwrap_or(u64::MAX))
+            .unwrap_or(0);
         final_values.insert(resource, value);
     }
     let from = start_ns + u64::try_from(warmup.as_nanos()).unwrap_or(0);
-    let bucket = u64::try_from((options.ttl.max(Duration::from_secs(1)) * 2).as_nanos()).unwrap_or(u64::MAX);
+    let bucket =
+        u64::try_from((options.ttl.max(Duration::from_secs(1)) * 2).as_nanos()).unwrap_or(u64::MAX);
     let mut report = check(&cycles, &final_values, from, until_ns.min(end_ns), bucket);
     report.leftover_keys = leftover;
 

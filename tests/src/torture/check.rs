@@ -150,7 +150,11 @@ pub fn check(
         let mut values = written.remove(&resource).unwrap_or_default();
         values.sort_unstable();
         let writes = values.len() as u64;
-        let duplicates: Vec<u64> = values.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+        let duplicates: Vec<u64> = values
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
         if !duplicates.is_empty() {
             report.lost_updates.push(format!(
                 "resource {resource}: value(s) {duplicates:?} written by more than one critical section"
@@ -189,15 +193,58 @@ impl fmt::Display for Report {
             writeln!(f, "{:<34}{:>12}", format!("  {cause}"), count)?;
         }
         writeln!(f, "{:<34}{:>12}", "writes", self.writes)?;
-        writeln!(f, "{:<34}{:>12}", "abandoned (validity too short)", self.abandoned)?;
-        writeln!(f, "{:<34}{:>12}", "releases without quorum", self.unconfirmed_releases)?;
-        writeln!(f, "{:<34}{:>12.2}", "acquire latency p50 (ms)", self.percentile_ms(50.0))?;
-        writeln!(f, "{:<34}{:>12.2}", "acquire latency p99 (ms)", self.percentile_ms(99.0))?;
-        writeln!(f, "{:<34}{:>12.2}", "acquire latency max (ms)", self.percentile_ms(100.0))?;
-        writeln!(f, "{:<34}{:>12}", "VIOLATIONS: overlapping windows", self.overlaps.len())?;
-        writeln!(f, "{:<34}{:>12}", "VIOLATIONS: lost updates", self.lost_updates.len())?;
-        writeln!(f, "{:<34}{:>12}", "VIOLATIONS: liveness gaps", self.liveness_gaps.len())?;
-        writeln!(f, "{:<34}{:>12}", "VIOLATIONS: leftover lock keys", self.leftover_keys.len())?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "abandoned (validity too short)", self.abandoned
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "releases without quorum", self.unconfirmed_releases
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12.2}",
+            "acquire latency p50 (ms)",
+            self.percentile_ms(50.0)
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12.2}",
+            "acquire latency p99 (ms)",
+            self.percentile_ms(99.0)
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12.2}",
+            "acquire latency max (ms)",
+            self.percentile_ms(100.0)
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "VIOLATIONS: overlapping windows",
+            self.overlaps.len()
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "VIOLATIONS: lost updates",
+            self.lost_updates.len()
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "VIOLATIONS: liveness gaps",
+            self.liveness_gaps.len()
+        )?;
+        writeln!(
+            f,
+            "{:<34}{:>12}",
+            "VIOLATIONS: leftover lock keys",
+            self.leftover_keys.len()
+        )?;
         for overlap in self.overlaps.iter().take(5) {
             writeln!(f, "  overlap: {overlap:?}")?;
         }
@@ -238,7 +285,11 @@ mod tests {
 
     #[test]
     fn a_clean_history_passes() {
-        let cycles = [held(1, 0, 10, 20, 1), held(2, 0, 21, 30, 2), held(3, 1, 15, 25, 1)];
+        let cycles = [
+            held(1, 0, 10, 20, 1),
+            held(2, 0, 21, 30, 2),
+            held(3, 1, 15, 25, 1),
+        ];
         let finals = HashMap::from([(0, 2), (1, 1)]);
         let report = check(&cycles, &finals, 0, 40, 20);
         assert_eq!(report.violations(), 0, "{report}");
@@ -247,7 +298,11 @@ mod tests {
 
     #[test]
     fn overlapping_windows_are_caught() {
-        let cycles = [held(1, 0, 10, 20, 1), held(2, 0, 30, 40, 3), held(3, 0, 19, 25, 2)];
+        let cycles = [
+            held(1, 0, 10, 20, 1),
+            held(2, 0, 30, 40, 3),
+            held(3, 0, 19, 25, 2),
+        ];
         let finals = HashMap::from([(0, 3)]);
         let report = check(&cycles, &finals, 0, 0, 0);
         assert_eq!(report.overlaps.len(), 1, "{report}");
@@ -257,7 +312,11 @@ mod tests {
 
     #[test]
     fn a_window_inside_a_long_one_is_caught() {
-        let cycles = [held(1, 0, 10, 100, 1), held(2, 0, 20, 30, 2), held(3, 0, 40, 50, 3)];
+        let cycles = [
+            held(1, 0, 10, 100, 1),
+            held(2, 0, 20, 30, 2),
+            held(3, 0, 40, 50, 3),
+        ];
         let report = check(&cycles, &HashMap::from([(0, 3)]), 0, 0, 0);
         assert_eq!(report.overlaps.len(), 2, "{report}");
     }

@@ -88,7 +88,10 @@ impl FromStr for Nemesis {
             .find(|nemesis| nemesis.name() == text.trim())
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|n| n.name()).collect();
-                format!("unknown nemesis {text:?}; known: all, none, {}", names.join(", "))
+                format!(
+                    "unknown nemesis {text:?}; known: all, none, {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -132,7 +135,10 @@ impl Masters {
 
 fn restart(server: &mut RedisServer) {
     if let Err(error) = server.try_restart() {
-        eprintln!("nemesis: restart of {} failed: {error}; retrying", server.addr());
+        eprintln!(
+            "nemesis: restart of {} failed: {error}; retrying",
+            server.addr()
+        );
         thread::sleep(Duration::from_millis(200));
         server.restart();
     }
@@ -242,6 +248,10 @@ mod tests {
             Nemesis::parse_set("pause,blackhole").unwrap(),
             [Nemesis::Pause, Nemesis::Blackhole]
         );
-        assert!(Nemesis::parse_set("pause,flood").unwrap_err().contains("flood"));
+        assert!(
+            Nemesis::parse_set("pause,flood")
+                .unwrap_err()
+                .contains("flood")
+        );
     }
 }

@@ -1,0 +1,644 @@
+//! Lock cycle cost next to the raw Redis floor, on masters this program starts.
+//!
+//! One cycle = acquire + release. Measured in one run, interleaved, for each scenario:
+//! (a) `raw-all`: bare concurrent `SET key value NX PX ttl` on every master, then
+//!     concurrent compare-and-delete, each round waiting for every master;
+//! (b) `raw-quorum`: the same, each round returning at the quorum (a master's release is
+//!     written to its connection after its own acquire);
+//! (c) `redis-rs`: `redlock-redis-rs` (`RedisBackend::from_url`);
+//! (d) `fred`: `redlock-fred` (`FredBackend::from_url`).
+//!
+//! ```text
+//! cargo run -p redlock-tests --release --bin bench            # the full matrix
+//! cargo run -p redlock-tests --release --bin bench -- --quick # a tiny one (CI)
+//! ```
+
+use std::{
+    env,
+    fmt::Write as _,
+    fs,
+    future::poll_fn,
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use futures_util::future::join_all;
+use nix::sys::resource::{UsageWho, getrusage};
+use rand::RngCore;
+use redis::aio::MultiplexedConnection;
+use redlock_core::{LockBackend, Redlock, scripts};
+use redlock_fred::FredBackend;
+use redlock_redis_rs::RedisBackend;
+use redlock_tests::Cluster;
+
+const TTL: Duration = Duration::from_secs(10);
+const CONTENDED_RETRY_DELAY: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    RawAll,
+    RawQuorum,
+    RedisRs,
+    Fred,
+}
+
+impl Impl {
+    const ALL: [Self; 4] = [Self::RawAll, Self::RawQuorum, Self::RedisRs, Self::Fred];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RawAll => "raw-all (a)",
+            Self::RawQuorum => "raw-quorum (b)",
+            Self::RedisRs => "redlock-redis-rs",
+            Self::Fred => "redlock-fred",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::RawAll => "raw-all",
+            Self::RawQuorum => "raw-quorum",
+            Self::RedisRs => "redis-rs",
+            Self::Fred => "fred",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    masters: usize,
+    tasks: usize,
+    resources: usize,
+    contended: bool,
+}
+
+impl Scenario {
+    fn label(&self) -> String {
+        format!(
+            "N={} C={} R={} {}",
+            self.masters,
+            self.tasks,
+            self.resources,
+            if self.contended {
+                "contended"
+            } else {
+                "uncontended"
+            }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    cycles: u64,
+    errors: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    latencies_us: Vec<u32>,
+    leftover: usize,
+    maxrss_kb: i64,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.cycles as f64 / self.seconds
+    }
+
+    fn cpu_us_per_cycle(&self) -> f64 {
+        if self.cycles == 0 {
+            0.0
+        } else {
+            self.cpu_seconds * 1e6 / self.cycles as f64
+        }
+    }
+
+    fn percentile(&self, p: f64) -> u32 {
+        if self.latencies_us.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
+        self.latencies_us[rank]
+    }
+}
+
+/// What one task uses to lock: raw connections or a Redlock.
+#[derive(Clone)]
+enum Locker {
+    Raw {
+        connections: Arc<Vec<MultiplexedConnection>>,
+        at_quorum: bool,
+    },
+    Redlock(Redlock),
+}
+
+fn new_value() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().fold(String::with_capacity(32), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+type Reply = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Polls `calls` until `needed` of them said yes (or can no longer), or all finished;
+/// meanwhile drives `stragglers` (earlier calls still unanswered) along.
+async fn until(
+    calls: &mut [Option<Reply>],
+    needed: usize,
+    wait_all: bool,
+    stragglers: &mut Vec<Reply>,
+) -> usize {
+    let n = calls.len();
+    let (mut yes, mut no) = (0, 0);
+    poll_fn(|cx| {
+        stragglers.retain_mut(|call| call.as_mut().poll(cx).is_pending());
+        for slot in calls.iter_mut() {
+            if let Some(call) = slot
+                && let Poll::Ready(ok) = call.as_mut().poll(cx)
+            {
+                *slot = None;
+                if ok { yes += 1 } else { no += 1 }
+            }
+        }
+        let decided = yes >= needed || no > n - needed;
+        if yes + no == n || (!wait_all && decided) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    yes
+}
+
+fn raw_acquire(
+    mut connection: MultiplexedConnection,
+    keys: Arc<Vec<String>>,
+    value: Arc<str>,
+) -> Reply {
+    Box::pin(async move {
+        let mut pipe = redis::pipe();
+        for key in keys.iter() {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(&*value)
+                .arg("NX")
+                .arg("PX")
+                .arg(TTL.as_millis() as u64);
+        }
+        let replies: Result<Vec<Option<String>>, _> = pipe.query_async(&mut connection).await;
+        replies.is_ok_and(|replies| replies.iter().all(Option::is_some))
+    })
+}
+
+fn raw_release(
+    mut connection: MultiplexedConnection,
+    keys: Arc<Vec<String>>,
+    value: Arc<str>,
+) -> Reply {
+    Box::pin(async move {
+        let reply: Result<i64, _> = redis::cmd("EVALSHA")
+            .arg(scripts::RELEASE.sha1())
+            .arg(keys.len())
+            .arg(&keys[..])
+            .arg(&*value)
+            .query_async(&mut connection)
+            .await;
+        reply.is_ok()
+    })
+}
+
+/// One raw lock cycle; `false` when the lock was not granted. At the quorum, calls
+/// still unanswered go to `stragglers`, which later rounds drive to completion.
+async fn raw_cycle(
+    connections: &[MultiplexedConnection],
+    keys: &Arc<Vec<String>>,
+    at_quorum: bool,
+    stragglers: &mut Vec<Reply>,
+) -> bool {
+    let quorum = connections.len() / 2 + 1;
+    let value: Arc<str> = new_value().into();
+    let mut acquires: Vec<Option<Reply>> = connections
+        .iter()
+        .map(|c| Some(raw_acquire(c.clone(), Arc::clone(keys), Arc::clone(&value))))
+        .collect();
+    let granted = until(&mut acquires, quorum, !at_quorum, stragglers).await;
+    let mut releases: Vec<Option<Reply>> = connections
+        .iter()
+        .map(|c| Some(raw_release(c.clone(), Arc::clone(keys), Arc::clone(&value))))
+        .collect();
+    until(&mut releases, quorum, !at_quorum, stragglers).await;
+    stragglers.extend(acquires.into_iter().flatten());
+    stragglers.extend(releases.into_iter().flatten());
+    granted >= quorum
+}
+
+async fn task(
+    locker: Locker,
+    keys: Vec<String>,
+    deadline: Instant,
+    contended: bool,
+) -> (u64, u64, Vec<u32>) {
+    let keys = Arc::new(keys);
+    let (mut cycles, mut errors, mut latencies) = (0u64, 0u64, Vec::new());
+    let mut stragglers: Vec<Reply> = Vec::new();
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        let ok = match &locker {
+            Locker::Raw {
+                connections,
+                at_quorum,
+            } => loop {
+                if raw_cycle(connections, &keys, *at_quorum, &mut stragglers).await {
+                    break true;
+                }
+                if !contended || Instant::now() >= deadline {
+                    break false;
+                }
+                tokio::time::sleep(CONTENDED_RETRY_DELAY).await;
+            },
+            Locker::Redlock(redlock) => match redlock.acquire(keys.iter(), TTL).await {
+                Ok(lock) => lock.release().await.is_ok(),
+                Err(_) => false,
+            },
+        };
+        if ok {
+            cycles += 1;
+            latencies.push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
+        } else if Instant::now() < deadline {
+            errors += 1;
+        }
+    }
+    // Let the last stragglers finish so no key is left behind.
+    let drain = poll_fn(|cx| {
+        stragglers.retain_mut(|call| call.as_mut().poll(cx).is_pending());
+        if stragglers.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    (cycles, errors, latencies)
+}
+
+fn cpu_seconds() -> f64 {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let (user, system) = (usage.user_time(), usage.system_time());
+    user.tv_sec() as f64
+        + user.tv_usec() as f64 / 1e6
+        + system.tv_sec() as f64
+        + system.tv_usec() as f64 / 1e6
+}
+
+fn maxrss_kb() -> i64 {
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|usage| usage.max_rss())
+        .unwrap_or(0)
+}
+
+async fn locker(implementation: Impl, cluster: &Cluster, contended: bool) -> Locker {
+    let retries = |builder: redlock_core::RedlockBuilder| {
+        if contended {
+            builder
+                .retry_count(100_000)
+                .retry_delay(CONTENDED_RETRY_DELAY)
+                .retry_jitter(Duration::ZERO)
+        } else {
+            builder.retry_count(0)
+        }
+    };
+    match implementation {
+        Impl::RawAll | Impl::RawQuorum => {
+            let mut connections = Vec::new();
+            for url in cluster.urls() {
+                let client = redis::Client::open(url).expect("url");
+                connections.push(
+                    client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .expect("connect"),
+                );
+                // Load the compare-and-delete script once.
+                let _: String = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(scripts::RELEASE.source())
+                    .query_async(connections.last_mut().expect("just pushed"))
+                    .await
+                    .expect("SCRIPT LOAD");
+            }
+            Locker::Raw {
+                connections: Arc::new(connections),
+                at_quorum: implementation == Impl::RawQuorum,
+            }
+        }
+        Impl::RedisRs => {
+            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
+            for url in cluster.urls() {
+                backends.push(Box::new(
+                    RedisBackend::from_url(&url).await.expect("connect"),
+                ));
+            }
+            Locker::Redlock(
+                retries(Redlock::builder(backends))
+                    .build()
+                    .expect("settings"),
+            )
+        }
+        Impl::Fred => {
+            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
+            for url in cluster.urls() {
+                backends.push(Box::new(
+                    FredBackend::from_url(&url).await.expect("connect"),
+                ));
+            }
+            Locker::Redlock(
+                retries(Redlock::builder(backends))
+                    .build()
+                    .expect("settings"),
+            )
+        }
+    }
+}
+
+async fn measure(
+    implementation: Impl,
+    scenario: Scenario,
+    cluster: &Cluster,
+    duration: Duration,
+    warmup: Duration,
+) -> Sample {
+    let locker = locker(implementation, cluster, scenario.contended).await;
+    let tag = implementation.key();
+    let keys_for = |task: usize| -> Vec<String> {
+        (0..scenario.resources)
+            .map(|r| {
+                if scenario.contended {
+                    format!("bench:{tag}:shared:{r}")
+                } else {
+                    format!("bench:{tag}:{task}:{r}")
+                }
+            })
+            .collect()
+    };
+    // Warm-up: connections, scripts, allocator.
+    let warm = Instant::now() + warmup;
+    join_all(
+        (0..scenario.tasks)
+            .map(|t| tokio::spawn(task(locker.clone(), keys_for(t), warm, scenario.contended))),
+    )
+    .await;
+
+    let cpu_before = cpu_seconds();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let results = join_all((0..scenario.tasks).map(|t| {
+        tokio::spawn(task(
+            locker.clone(),
+            keys_for(t),
+            deadline,
+            scenario.contended,
+        ))
+    }))
+    .await;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let mut sample = Sample {
+        seconds,
+        cpu_seconds: cpu,
+        maxrss_kb: maxrss_kb(),
+        ..Sample::default()
+    };
+    for result in results {
+        let (cycles, errors, latencies) = result.expect("bench task");
+        sample.cycles += cycles;
+        sample.errors += errors;
+        sample.latencies_us.extend(latencies);
+    }
+    sample.latencies_us.sort_unstable();
+    drop(locker);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sample.leftover = cluster.total_keys();
+    for server in cluster.servers() {
+        server.flush();
+    }
+    sample
+}
+
+fn median_by<F: Fn(&Sample) -> f64>(samples: &[Sample], f: F) -> f64 {
+    let mut values: Vec<f64> = samples.iter().map(f).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+struct Options {
+    masters: Vec<usize>,
+    tasks: Vec<usize>,
+    duration: Duration,
+    warmup: Duration,
+    reps: usize,
+    json: String,
+    impls: Vec<Impl>,
+    quick: bool,
+}
+
+fn list(text: &str) -> Vec<usize> {
+    text.split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        masters: vec![1, 3, 5],
+        tasks: vec![1, 16, 64],
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(300),
+        reps: 3,
+        json: "target/bench.jsonl".into(),
+        impls: Impl::ALL.to_vec(),
+        quick: false,
+    };
+    let mut args = env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--masters" => options.masters = list(&value()?),
+            "--tasks" => options.tasks = list(&value()?),
+            "--duration-ms" => {
+                options.duration =
+                    Duration::from_millis(value()?.parse().map_err(|_| "bad --duration-ms")?)
+            }
+            "--reps" => options.reps = value()?.parse::<usize>().map_err(|_| "bad --reps")?.max(1),
+            "--json" => options.json = value()?,
+            "--quick" => {
+                options.quick = true;
+                options.masters = vec![3];
+                options.tasks = vec![1, 4];
+                options.duration = Duration::from_millis(300);
+                options.warmup = Duration::from_millis(50);
+                options.reps = 1;
+            }
+            "--help" | "-h" => {
+                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--json PATH]".into());
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(options)
+}
+
+fn scenarios(options: &Options) -> Vec<Scenario> {
+    let mut list = Vec::new();
+    for &masters in &options.masters {
+        for &tasks in &options.tasks {
+            list.push(Scenario {
+                masters,
+                tasks,
+                resources: 1,
+                contended: false,
+            });
+        }
+    }
+    let top = *options.masters.iter().max().unwrap_or(&5);
+    for &tasks in options.tasks.iter().filter(|&&t| t <= 16) {
+        list.push(Scenario {
+            masters: top,
+            tasks,
+            resources: 4,
+            contended: false,
+        });
+    }
+    let contended_tasks = if options.quick { 4 } else { 16 };
+    list.push(Scenario {
+        masters: top,
+        tasks: contended_tasks,
+        resources: 1,
+        contended: true,
+    });
+    list
+}
+
+fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut json = String::new();
+    let mut failures = 0;
+    println!(
+        "bench: {} ms per measurement, {} repetition(s), interleaved; medians shown; cycle = acquire + release",
+        options.duration.as_millis(),
+        options.reps
+    );
+    let mut clusters: Vec<(usize, Cluster)> = Vec::new();
+    for scenario in scenarios(&options) {
+        if !clusters.iter().any(|(n, _)| *n == scenario.masters) {
+            clusters.push((scenario.masters, Cluster::start(scenario.masters)));
+        }
+        let cluster = &clusters
+            .iter()
+            .find(|(n, _)| *n == scenario.masters)
+            .expect("started")
+            .1;
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); options.impls.len()];
+        for rep in 0..options.reps {
+            for (i, &implementation) in options.impls.iter().enumerate() {
+                let sample = runtime.block_on(measure(
+                    implementation,
+                    scenario,
+                    cluster,
+                    options.duration,
+                    options.warmup,
+                ));
+                let _ = writeln!(
+                    json,
+                    "{{\"scenario\":\"{}\",\"impl\":\"{}\",\"masters\":{},\"tasks\":{},\"resources\":{},\"contended\":{},\"rep\":{},\"cycles_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"cpu_us_per_cycle\":{:.2},\"maxrss_kb\":{},\"errors\":{},\"leftover_keys\":{}}}",
+                    scenario.label(),
+                    implementation.key(),
+                    scenario.masters,
+                    scenario.tasks,
+                    scenario.resources,
+                    scenario.contended,
+                    rep,
+                    sample.rate(),
+                    sample.percentile(50.0),
+                    sample.percentile(99.0),
+                    sample.percentile(100.0),
+                    sample.cpu_us_per_cycle(),
+                    sample.maxrss_kb,
+                    sample.errors,
+                    sample.leftover
+                );
+                samples[i].push(sample);
+            }
+        }
+        println!("\n{}", scenario.label());
+        println!(
+            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>11}{:>8}{:>9}{:>7}{:>6}",
+            "implementation",
+            "cycles/s",
+            "p50 us",
+            "p99 us",
+            "max us",
+            "x(a)",
+            "x(b)",
+            "cpu us/cyc",
+            "cpu x(a)",
+            "rss MB",
+            "errors",
+            "left"
+        );
+        let base_a = median_by(&samples[0], Sample::rate);
+        let base_b = samples
+            .get(1)
+            .map_or(base_a, |s| median_by(s, Sample::rate));
+        let cpu_a = median_by(&samples[0], Sample::cpu_us_per_cycle);
+        for (i, &implementation) in options.impls.iter().enumerate() {
+            let s = &samples[i];
+            let rate = median_by(s, Sample::rate);
+            let cpu = median_by(s, Sample::cpu_us_per_cycle);
+            let errors: u64 = s.iter().map(|x| x.errors).sum();
+            let leftover: usize = s.iter().map(|x| x.leftover).sum();
+            if implementation != Impl::RawQuorum && leftover > 0 {
+                failures += 1;
+            }
+            println!(
+                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8.2}{:>8.2}{:>11.1}{:>8.2}{:>9.1}{:>7}{:>6}",
+                implementation.name(),
+                rate,
+                median_by(s, |x| f64::from(x.percentile(50.0))),
+                median_by(s, |x| f64::from(x.percentile(99.0))),
+                median_by(s, |x| f64::from(x.percentile(100.0))),
+                rate / base_a,
+                rate / base_b,
+                cpu,
+                cpu / cpu_a,
+                s.iter().map(|x| x.maxrss_kb).max().unwrap_or(0) as f64 / 1024.0,
+                errors,
+                leftover
+            );
+        }
+    }
+    if let Err(error) = fs::write(&options.json, json) {
+        eprintln!("cannot write {}: {error}", options.json);
+    } else {
+        println!("\nJSON lines: {}", options.json);
+    }
+    if failures > 0 {
+        eprintln!("lock keys were left behind by a Redlock implementation");
+        std::process::exit(1);
+    }
+}
