@@ -1,6 +1,6 @@
 //! The [`LockBackend`] trait: the I/O one lock store (one Redis master) performs.
 
-use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
+use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -75,63 +75,65 @@ pub trait LockBackend: Send + Sync {
     async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError>;
 }
 
-#[async_trait]
-impl<T: LockBackend + ?Sized> LockBackend for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+/// The boxed future every backend method returns (what `#[async_trait]` generates).
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 
-    async fn acquire(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        (**self).acquire(keys, value, ttl).await
-    }
+/// Forwards to the pointee, returning its future as is (no second allocation per call).
+macro_rules! forward_backend {
+    ($($pointer:ident),+) => {$(
+        impl<T: LockBackend + ?Sized> LockBackend for $pointer<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
 
-    async fn extend(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        (**self).extend(keys, value, ttl).await
-    }
+            fn acquire<'s, 'k, 'v, 'f>(
+                &'s self,
+                keys: &'k [String],
+                value: &'v str,
+                ttl: Duration,
+            ) -> BoxFuture<'f, bool>
+            where
+                's: 'f,
+                'k: 'f,
+                'v: 'f,
+                Self: 'f,
+            {
+                (**self).acquire(keys, value, ttl)
+            }
 
-    async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        (**self).release(keys, value).await
-    }
+            fn extend<'s, 'k, 'v, 'f>(
+                &'s self,
+                keys: &'k [String],
+                value: &'v str,
+                ttl: Duration,
+            ) -> BoxFuture<'f, bool>
+            where
+                's: 'f,
+                'k: 'f,
+                'v: 'f,
+                Self: 'f,
+            {
+                (**self).extend(keys, value, ttl)
+            }
+
+            fn release<'s, 'k, 'v, 'f>(
+                &'s self,
+                keys: &'k [String],
+                value: &'v str,
+            ) -> BoxFuture<'f, usize>
+            where
+                's: 'f,
+                'k: 'f,
+                'v: 'f,
+                Self: 'f,
+            {
+                (**self).release(keys, value)
+            }
+        }
+    )+};
 }
 
-#[async_trait]
-impl<T: LockBackend + ?Sized> LockBackend for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-
-    async fn acquire(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        (**self).acquire(keys, value, ttl).await
-    }
-
-    async fn extend(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        (**self).extend(keys, value, ttl).await
-    }
-
-    async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        (**self).release(keys, value).await
-    }
-}
+forward_backend!(Arc, Box);
 
 /// What kind of failure a [`BackendError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

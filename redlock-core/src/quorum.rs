@@ -20,6 +20,15 @@ pub(crate) struct Backends {
     list: Vec<Box<dyn LockBackend>>,
     names: Vec<Arc<str>>,
     quorum: usize,
+    /// Release requests a round stopped waiting for, driven along by later rounds.
+    detached: Mutex<Vec<Detached>>,
+}
+
+/// A release request still unanswered when its round was decided, kept until it is
+/// answered or its deadline passes.
+struct Detached {
+    call: Call,
+    deadline: Instant,
 }
 
 /// What one round asks of every backend.
@@ -105,7 +114,23 @@ impl Backends {
             list,
             names,
             quorum,
+            detached: Mutex::new(Vec::new()),
         }
+    }
+
+    fn take_detached(&self) -> Vec<Detached> {
+        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+        if detached.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *detached)
+        }
+    }
+
+    fn keep_detached(&self, more: impl IntoIterator<Item = Detached>) {
+        let now = Instant::now();
+        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+        detached.extend(more.into_iter().filter(|call| call.deadline > now));
     }
 
     pub(crate) fn quorum(&self) -> usize {
@@ -184,12 +209,11 @@ type Call = Pin<Box<dyn Future<Output = Result<Answer, BackendError>> + Send + '
 /// is satisfied or `spec.timeout` passes.
 ///
 /// Every call is polled on the round's first poll, so every backend gets the request
-/// even when the first answers already decide the outcome. Acquire and extend requests
-/// still unanswered at the end are dropped: the backend contract (ordering after drop)
-/// keeps a later release from overtaking them, and an unfinished one changes nothing.
-/// Release requests still unanswered are finished in the background (within the
-/// timeout) where the runtime can spawn, so a lock's keys do not outlive a release that
-/// returned at the quorum.
+/// even when the first answers already decide the outcome. Requests still unanswered
+/// when the round is decided are not dropped (a client may discard the queued request
+/// of a dropped future): acquires and extends stay with the lock (see [`Straggler`]),
+/// releases are detached and driven along by later rounds of the same `Redlock` until
+/// answered or their timeout passes. No task is spawned.
 pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec: Spec) -> Round {
     let backends = &redlock.backends;
     let n = backends.list.len();
@@ -202,7 +226,9 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
     let mut timed_out = false;
     let mut deadline = pin!(timer.sleep(spec.timeout));
+    let mut detached = backends.take_detached();
     poll_fn(|cx| {
+        detached.retain_mut(|earlier| earlier.call.as_mut().poll(cx).is_pending());
         let mut pending = 0;
         for (index, slot) in calls.iter_mut().enumerate() {
             let Some(call) = slot else { continue };
@@ -252,8 +278,9 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     .await;
     let elapsed = start.elapsed();
     if !timed_out {
-        keep_stragglers(redlock, timer, target, spec, calls, start);
+        keep_stragglers(backends, target, spec, calls, start);
     }
+    backends.keep_detached(detached);
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
             .checked_sub(elapsed)
@@ -297,11 +324,10 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     }
 }
 
-/// Requests still unanswered when a round was decided: releases finish in the
-/// background; acquires and extends are kept with the lock (see [`Straggler`]).
+/// Requests still unanswered when a round was decided: releases are detached (driven
+/// by later rounds), acquires and extends are kept with the lock (see [`Straggler`]).
 fn keep_stragglers(
-    redlock: &Redlock,
-    timer: Timer,
+    backends: &Backends,
     target: &Target,
     spec: Spec,
     calls: Vec<Option<Call>>,
@@ -309,11 +335,13 @@ fn keep_stragglers(
 ) {
     match spec.request {
         Request::Release => {
-            let stragglers: Vec<Call> = calls.into_iter().flatten().collect();
-            if !stragglers.is_empty() {
-                let limit = (start + spec.timeout).saturating_duration_since(Instant::now());
-                finish_in_background(redlock, timer, stragglers, limit);
-            }
+            let deadline = start + spec.timeout;
+            backends.keep_detached(
+                calls
+                    .into_iter()
+                    .flatten()
+                    .map(|call| Detached { call, deadline }),
+            );
         }
         Request::Acquire(_) | Request::Extend(_) => {
             for (index, call) in calls.into_iter().enumerate() {
@@ -348,20 +376,6 @@ fn call(backends: &Arc<Backends>, index: usize, target: &Target, request: Reques
                 .map(|released| Answer::Yes { released }),
         }
     })
-}
-
-/// Drives unfinished requests to completion for at most `limit`, in the background.
-fn finish_in_background(redlock: &Redlock, timer: Timer, calls: Vec<Call>, limit: Duration) {
-    let spawned = redlock.runtime.spawn(async move {
-        let all = futures_util::future::join_all(calls);
-        let limit = timer.sleep(limit);
-        futures_util::future::select(pin!(all), pin!(limit)).await;
-    });
-    if !spawned {
-        tracing::debug!(
-            "no runtime to finish straggling releases; their keys expire with their TTL"
-        );
-    }
 }
 
 impl Answer {

@@ -41,17 +41,26 @@ enum Impl {
     RawAll,
     RawQuorum,
     RedisRs,
+    RedisRsMux,
     Fred,
 }
 
 impl Impl {
     const ALL: [Self; 4] = [Self::RawAll, Self::RawQuorum, Self::RedisRs, Self::Fred];
+    const KNOWN: [Self; 5] = [
+        Self::RawAll,
+        Self::RawQuorum,
+        Self::RedisRs,
+        Self::RedisRsMux,
+        Self::Fred,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::RawAll => "raw-all (a)",
             Self::RawQuorum => "raw-quorum (b)",
             Self::RedisRs => "redlock-redis-rs",
+            Self::RedisRsMux => "redis-rs (mux)",
             Self::Fred => "redlock-fred",
         }
     }
@@ -61,6 +70,7 @@ impl Impl {
             Self::RawAll => "raw-all",
             Self::RawQuorum => "raw-quorum",
             Self::RedisRs => "redis-rs",
+            Self::RedisRsMux => "redis-rs-mux",
             Self::Fred => "fred",
         }
     }
@@ -349,6 +359,22 @@ async fn locker(implementation: Impl, cluster: &Cluster, contended: bool) -> Loc
                     .expect("settings"),
             )
         }
+        Impl::RedisRsMux => {
+            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
+            for url in cluster.urls() {
+                let client = redis::Client::open(url.as_str()).expect("url");
+                let connection = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("connect");
+                backends.push(Box::new(RedisBackend::new(connection).with_name(url)));
+            }
+            Locker::Redlock(
+                retries(Redlock::builder(backends))
+                    .build()
+                    .expect("settings"),
+            )
+        }
         Impl::Fred => {
             let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
             for url in cluster.urls() {
@@ -475,6 +501,18 @@ fn options() -> Result<Options, String> {
             }
             "--reps" => options.reps = value()?.parse::<usize>().map_err(|_| "bad --reps")?.max(1),
             "--json" => options.json = value()?,
+            "--impls" => {
+                let names = value()?;
+                options.impls = names
+                    .split(',')
+                    .map(|name| {
+                        Impl::KNOWN
+                            .into_iter()
+                            .find(|i| i.key() == name)
+                            .ok_or(format!("unknown impl {name:?}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--quick" => {
                 options.quick = true;
                 options.masters = vec![3];
@@ -484,7 +522,7 @@ fn options() -> Result<Options, String> {
                 options.reps = 1;
             }
             "--help" | "-h" => {
-                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--json PATH]".into());
+                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--impls raw-all,raw-quorum,redis-rs,redis-rs-mux,fred] [--json PATH]".into());
             }
             other => return Err(format!("unknown option {other:?}")),
         }
