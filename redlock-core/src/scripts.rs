@@ -16,9 +16,12 @@
 //! of which scripts a server has, so the common case is one round trip.
 
 use std::{
+    future::Future,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
+
+use crate::backend::{BackendError, BackendErrorKind};
 
 /// A Lua script and the hex SHA1 digest Redis knows it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +110,116 @@ impl ScriptCache {
             loaded.store(false, Ordering::Relaxed);
         }
     }
+
+    /// Runs `script` with `send`: `EVALSHA` once the script is known to be cached,
+    /// `EVAL` otherwise and after a `NOSCRIPT`, keeping this cache up to date.
+    ///
+    /// `send` sends one invocation and reports `NOSCRIPT` as
+    /// [`ScriptFailure::NoScript`].
+    ///
+    /// # Errors
+    ///
+    /// The [`BackendError`] `send` reported.
+    pub async fn run<F, Fut>(&self, script: Script, mut send: F) -> Result<i64, BackendError>
+    where
+        F: FnMut(Invocation) -> Fut,
+        Fut: Future<Output = Result<i64, ScriptFailure>>,
+    {
+        if self.is_loaded(script) {
+            match send(Invocation::EvalSha(script)).await {
+                Err(ScriptFailure::NoScript) => self.forget_all(),
+                Err(ScriptFailure::Error(error)) => return Err(error),
+                Ok(reply) => return Ok(reply),
+            }
+        }
+        match send(Invocation::Eval(script)).await {
+            Ok(reply) => {
+                self.mark_loaded(script);
+                Ok(reply)
+            }
+            Err(ScriptFailure::Error(error)) => Err(error),
+            Err(ScriptFailure::NoScript) => Err(BackendError::msg(
+                BackendErrorKind::Protocol,
+                "EVAL answered NOSCRIPT",
+            )),
+        }
+    }
+}
+
+/// One way to invoke a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation {
+    /// `EVALSHA <sha1>`.
+    EvalSha(Script),
+    /// `EVAL <source>`.
+    Eval(Script),
+}
+
+impl Invocation {
+    /// The command: `EVALSHA` or `EVAL`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Self::EvalSha(_) => "EVALSHA",
+            Self::Eval(_) => "EVAL",
+        }
+    }
+
+    /// The command's first argument: the digest or the source.
+    pub fn script(self) -> &'static str {
+        match self {
+            Self::EvalSha(script) => script.sha1(),
+            Self::Eval(script) => script.source(),
+        }
+    }
+}
+
+/// Why sending an [`Invocation`] failed.
+#[derive(Debug)]
+pub enum ScriptFailure {
+    /// The server does not have the script cached (`NOSCRIPT`).
+    NoScript,
+    /// Any other failure.
+    Error(BackendError),
+}
+
+/// The answer of [`ACQUIRE`] or [`EXTEND`]: `1` granted, `0` refused.
+///
+/// # Errors
+///
+/// A [`BackendErrorKind::Protocol`] error for any other reply.
+pub fn granted(reply: i64) -> Result<bool, BackendError> {
+    match reply {
+        1 => Ok(true),
+        0 => Ok(false),
+        other => Err(BackendError::msg(
+            BackendErrorKind::Protocol,
+            format!("script answered {other}, expected 0 or 1"),
+        )),
+    }
+}
+
+/// The answer of [`RELEASE`]: how many keys were deleted.
+///
+/// # Errors
+///
+/// A [`BackendErrorKind::Protocol`] error for a negative reply.
+pub fn released(reply: i64) -> Result<usize, BackendError> {
+    usize::try_from(reply).map_err(|_| {
+        BackendError::msg(
+            BackendErrorKind::Protocol,
+            format!("release answered {reply}"),
+        )
+    })
+}
+
+/// `url` with any password replaced by `***`, for adapters' error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The TTL argument the scripts expect: whole milliseconds, rounded up, at least 1.
@@ -164,6 +277,58 @@ mod tests {
         assert!(!cache.is_loaded(EXTEND));
         cache.forget_all();
         assert!(!cache.is_loaded(ACQUIRE) && !cache.is_loaded(RELEASE));
+    }
+
+    #[test]
+    fn replies_are_checked() {
+        assert!(granted(1).unwrap());
+        assert!(!granted(0).unwrap());
+        assert!(granted(2).is_err());
+        assert_eq!(released(3).unwrap(), 3);
+        assert!(released(-1).is_err());
+    }
+
+    #[test]
+    fn redact_hides_credentials() {
+        assert_eq!(
+            redact_url("redis://user:secret@127.0.0.1:6379/0"),
+            "redis://***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn the_cache_sends_eval_first_then_evalsha_and_recovers_from_noscript() {
+        let cache = ScriptCache::new();
+        let sent = std::sync::Mutex::new(Vec::new());
+        let server_has_script = AtomicBool::new(false);
+        let send = |invocation: Invocation| {
+            sent.lock().unwrap().push(invocation.command());
+            let result = match invocation {
+                Invocation::EvalSha(_) if !server_has_script.load(Ordering::Relaxed) => {
+                    Err(ScriptFailure::NoScript)
+                }
+                _ => {
+                    server_has_script.store(true, Ordering::Relaxed);
+                    Ok(1)
+                }
+            };
+            std::future::ready(result)
+        };
+        let run =
+            |cache: &ScriptCache| futures_util::FutureExt::now_or_never(cache.run(ACQUIRE, send));
+        assert_eq!(run(&cache).unwrap().unwrap(), 1);
+        assert_eq!(run(&cache).unwrap().unwrap(), 1);
+        server_has_script.store(false, Ordering::Relaxed); // SCRIPT FLUSH
+        assert_eq!(run(&cache).unwrap().unwrap(), 1);
+        assert_eq!(
+            *sent.lock().unwrap(),
+            ["EVAL", "EVALSHA", "EVALSHA", "EVAL"]
+        );
     }
 
     #[test]

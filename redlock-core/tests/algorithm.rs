@@ -53,44 +53,21 @@ fn mixes(n: usize) -> Vec<Vec<Behaviour>> {
     out
 }
 
-/// Sends releases only after a 100 ms pause.
-struct SlowRelease {
-    inner: MemoryBackend,
-    rt: Runtime,
-}
-
-#[redlock_core::async_trait]
-impl LockBackend for SlowRelease {
-    fn name(&self) -> &str {
-        "slow-release"
-    }
-    async fn acquire(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        self.inner.acquire(keys, value, ttl).await
-    }
-    async fn extend(
-        &self,
-        keys: &[String],
-        value: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        self.inner.extend(keys, value, ttl).await
-    }
-    async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        sleep(self.rt, Duration::from_millis(100)).await;
-        self.inner.release(keys, value).await
-    }
-}
-
-/// Applies each request only if its future is still alive 30 ms after the first poll,
-/// like a client that discards the queued requests of dropped futures.
+/// Sends each request only after a pause, like a client that must reconnect first; if
+/// its future is dropped during the pause, the request is never sent.
 struct Lagging {
     inner: MemoryBackend,
     rt: Runtime,
+    lag: Duration,
+    releases_only: bool,
+}
+
+impl Lagging {
+    async fn lag(&self, release: bool) {
+        if release || !self.releases_only {
+            sleep(self.rt, self.lag).await;
+        }
+    }
 }
 
 #[redlock_core::async_trait]
@@ -104,7 +81,7 @@ impl LockBackend for Lagging {
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        sleep(self.rt, Duration::from_millis(30)).await;
+        self.lag(false).await;
         self.inner.acquire(keys, value, ttl).await
     }
     async fn extend(
@@ -113,11 +90,11 @@ impl LockBackend for Lagging {
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        sleep(self.rt, Duration::from_millis(30)).await;
+        self.lag(false).await;
         self.inner.extend(keys, value, ttl).await
     }
     async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        sleep(self.rt, Duration::from_millis(30)).await;
+        self.lag(true).await;
         self.inner.release(keys, value).await
     }
 }
@@ -213,7 +190,7 @@ runtime_tests! {
         let backends: Vec<Box<dyn LockBackend>> = vec![
             Box::new(masters[0].clone()),
             Box::new(masters[1].clone()),
-            Box::new(Lagging { inner: masters[2].clone(), rt }),
+            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(30), releases_only: false }),
         ];
         let redlock = Redlock::builder(backends)
             .runtime(rt)
@@ -235,7 +212,7 @@ runtime_tests! {
         // m2 only sends its release after an await (like a reconnect); dropping it at the
         // quorum would leave its key behind. It is kept and driven by later operations.
         let masters = masters(3);
-        let slow = SlowRelease { inner: masters[2].clone(), rt };
+        let slow = Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(100), releases_only: true };
         let backends: Vec<Box<dyn LockBackend>> = vec![
             Box::new(masters[0].clone()),
             Box::new(masters[1].clone()),

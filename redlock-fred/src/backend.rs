@@ -18,7 +18,7 @@ use fred::{
 };
 use redlock_core::{
     BackendError, BackendErrorKind, LockBackend, async_trait,
-    scripts::{self, Script, ScriptCache},
+    scripts::{self, Invocation, Script, ScriptCache, ScriptFailure, redact_url},
 };
 
 /// One Redis master reached through a fred [`Client`] or [`Pool`].
@@ -117,7 +117,7 @@ impl FredBackend {
     /// connection (including authentication) fails.
     pub async fn from_url(url: &str) -> Result<Self, ConnectError> {
         let config = Config::from_url(url).map_err(|source| ConnectError {
-            master: redact(url),
+            master: redact_url(url),
             source,
         })?;
         Self::from_config(config).await
@@ -189,23 +189,32 @@ impl FredBackend {
             let millis = i64::try_from(scripts::ttl_millis(ttl)).unwrap_or(i64::MAX);
             args.push(Value::from(millis));
         }
-        if self.scripts.is_loaded(script) {
-            match client
-                .evalsha::<i64, _, _, _>(script.sha1(), keys.to_vec(), args.clone())
-                .await
-            {
-                Err(error) if error.details().starts_with("NOSCRIPT") => {
-                    self.scripts.forget_all();
+        self.scripts
+            .run(script, |invocation| {
+                let (keys, args) = (keys.to_vec(), args.clone());
+                async move {
+                    let reply = match invocation {
+                        Invocation::EvalSha(script) => {
+                            client
+                                .evalsha::<i64, _, _, _>(script.sha1(), keys, args)
+                                .await
+                        }
+                        Invocation::Eval(script) => {
+                            client
+                                .eval::<i64, _, _, _>(script.source(), keys, args)
+                                .await
+                        }
+                    };
+                    reply.map_err(|error| {
+                        if error.details().starts_with("NOSCRIPT") {
+                            ScriptFailure::NoScript
+                        } else {
+                            ScriptFailure::Error(backend_error(error))
+                        }
+                    })
                 }
-                reply => return reply.map_err(backend_error),
-            }
-        }
-        let reply = client
-            .eval::<i64, _, _, _>(script.source(), keys.to_vec(), args)
+            })
             .await
-            .map_err(backend_error)?;
-        self.scripts.mark_loaded(script);
-        Ok(reply)
     }
 }
 
@@ -240,16 +249,6 @@ fn backend_error(error: FredError) -> BackendError {
     BackendError::new(kind, error)
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[async_trait]
 impl LockBackend for FredBackend {
     fn name(&self) -> &str {
@@ -262,8 +261,7 @@ impl LockBackend for FredBackend {
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        let reply = self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?;
-        Ok(reply == 1)
+        scripts::granted(self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?)
     }
 
     async fn extend(
@@ -272,42 +270,17 @@ impl LockBackend for FredBackend {
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        let reply = self.run(scripts::EXTEND, keys, value, Some(ttl)).await?;
-        Ok(reply == 1)
+        scripts::granted(self.run(scripts::EXTEND, keys, value, Some(ttl)).await?)
     }
 
     async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        let reply = self.run(scripts::RELEASE, keys, value, None).await?;
-        usize::try_from(reply).map_err(|_| {
-            BackendError::msg(
-                BackendErrorKind::Protocol,
-                format!("release answered {reply}"),
-            )
-        })
+        scripts::released(self.run(scripts::RELEASE, keys, value, None).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_credentials() {
-        assert_eq!(
-            redact("redis://user:secret@127.0.0.1:6379"),
-            "redis://***@127.0.0.1:6379"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
-
-    #[tokio::test]
-    async fn refused_connection_names_the_master_without_credentials() {
-        let error = FredBackend::from_url("redis://user:secret@127.0.0.1:1")
-            .await
-            .unwrap_err();
-        assert_eq!(error.master(), "127.0.0.1:1");
-        assert!(!error.to_string().contains("secret"));
-    }
 
     #[test]
     fn noscript_is_recognised_by_details() {

@@ -15,7 +15,7 @@ use redis::{
 };
 use redlock_core::{
     BackendError, BackendErrorKind, LockBackend, async_trait,
-    scripts::{self, Script, ScriptCache},
+    scripts::{self, Script, ScriptCache, ScriptFailure, redact_url},
 };
 
 /// One Redis master reached through a redis-rs async connection.
@@ -118,22 +118,23 @@ where
         value: &str,
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
-        let mut connection = self.connection.clone();
-        if self.scripts.is_loaded(script) {
-            let by_digest = script_call("EVALSHA", script.sha1(), keys, value, ttl);
-            match by_digest.query_async::<i64>(&mut connection).await {
-                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    self.scripts.forget_all();
+        self.scripts
+            .run(script, |invocation| {
+                let mut connection = self.connection.clone();
+                async move {
+                    script_call(invocation.command(), invocation.script(), keys, value, ttl)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                        .map_err(|error| {
+                            if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) {
+                                ScriptFailure::NoScript
+                            } else {
+                                ScriptFailure::Error(backend_error(error))
+                            }
+                        })
                 }
-                reply => return reply.map_err(backend_error),
-            }
-        }
-        let reply = script_call("EVAL", script.source(), keys, value, ttl)
-            .query_async::<i64>(&mut connection)
+            })
             .await
-            .map_err(backend_error)?;
-        self.scripts.mark_loaded(script);
-        Ok(reply)
     }
 }
 
@@ -148,7 +149,7 @@ impl RedisBackend<ConnectionManager> {
     /// connection (including authentication) fails.
     pub async fn from_url(url: &str) -> Result<Self, ConnectError> {
         let client = Client::open(url).map_err(|source| ConnectError {
-            master: redact(url),
+            master: redact_url(url),
             source,
         })?;
         Self::from_client(client).await
@@ -245,16 +246,6 @@ fn backend_error(error: RedisError) -> BackendError {
     BackendError::new(kind, error)
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[async_trait]
 impl<C> LockBackend for RedisBackend<C>
 where
@@ -270,8 +261,7 @@ where
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        let reply = self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?;
-        Ok(reply == 1)
+        scripts::granted(self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?)
     }
 
     async fn extend(
@@ -280,34 +270,17 @@ where
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        let reply = self.run(scripts::EXTEND, keys, value, Some(ttl)).await?;
-        Ok(reply == 1)
+        scripts::granted(self.run(scripts::EXTEND, keys, value, Some(ttl)).await?)
     }
 
     async fn release(&self, keys: &[String], value: &str) -> Result<usize, BackendError> {
-        let reply = self.run(scripts::RELEASE, keys, value, None).await?;
-        usize::try_from(reply).map_err(|_| {
-            BackendError::msg(
-                BackendErrorKind::Protocol,
-                format!("release answered {reply}"),
-            )
-        })
+        scripts::released(self.run(scripts::RELEASE, keys, value, None).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_credentials() {
-        assert_eq!(
-            redact("redis://user:secret@127.0.0.1:6379/0"),
-            "redis://***@127.0.0.1:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("not a url"), "not a url");
-    }
 
     #[test]
     fn script_call_lays_out_keys_then_args() {
