@@ -28,7 +28,7 @@ pub(crate) struct Held {
 impl Held {
     pub(crate) fn new(redlock: Redlock, keys: Vec<String>) -> Arc<Self> {
         Arc::new(Self {
-            target: Target::new(keys, new_value(), redlock.backend_count()),
+            target: Target::new(keys, new_value()),
             redlock,
             released: AtomicBool::new(false),
         })
@@ -74,17 +74,17 @@ impl Drop for Held {
 /// A fresh lock value: 16 bytes from a CSPRNG, hex encoded.
 ///
 /// `rand::rng()` is ChaCha12 seeded and periodically reseeded from the OS.
-fn new_value() -> String {
+fn new_value() -> Arc<str> {
     use rand::RngCore;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    let mut text = String::with_capacity(32);
-    for byte in bytes {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        text.push(char::from(HEX[usize::from(byte >> 4)]));
-        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    let mut text = [0u8; 32];
+    for (i, byte) in bytes.into_iter().enumerate() {
+        text[2 * i] = HEX[usize::from(byte >> 4)];
+        text[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
     }
-    text
+    Arc::from(std::str::from_utf8(&text).expect("hex is ASCII"))
 }
 
 /// A granted lock on one or more resources, valid until [`expiration`](Self::expiration).

@@ -146,8 +146,9 @@ impl Backends {
 /// lock's requests still unanswered when their round was decided.
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) keys: Arc<[String]>,
+    pub(crate) keys: Arc<Vec<String>>,
     pub(crate) value: Arc<str>,
+    /// Per backend; allocated on the first straggler.
     stragglers: Arc<Mutex<Vec<Option<Straggler>>>>,
 }
 
@@ -168,11 +169,11 @@ impl std::fmt::Debug for Target {
 type Straggler = Call;
 
 impl Target {
-    pub(crate) fn new(keys: Vec<String>, value: String, backends: usize) -> Self {
+    pub(crate) fn new(keys: Vec<String>, value: Arc<str>) -> Self {
         Self {
-            keys: keys.into(),
-            value: value.into(),
-            stragglers: Arc::new(Mutex::new((0..backends).map(|_| None).collect())),
+            keys: Arc::new(keys),
+            value,
+            stragglers: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -187,9 +188,11 @@ impl Target {
     }
 
     fn keep_straggler(&self, index: usize, call: Call) {
-        if let Some(slot) = self.slots().get_mut(index) {
-            *slot = Some(call);
+        let mut slots = self.slots();
+        if slots.len() <= index {
+            slots.resize_with(index + 1, || None);
         }
+        slots[index] = Some(call);
     }
 }
 
@@ -221,8 +224,15 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let mut calls: Vec<Option<Call>> = (0..n)
         .map(|index| Some(call(backends, index, target, spec.request)))
         .collect();
-    let mut outcomes = vec![Outcome::NoReply; n];
-    let mut latencies = vec![None; n];
+    let mut votes: Vec<Vote> = backends
+        .names
+        .iter()
+        .map(|name| Vote {
+            backend: Arc::clone(name),
+            outcome: Outcome::NoReply,
+            latency: None,
+        })
+        .collect();
     let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
     let mut timed_out = false;
     let mut deadline = pin!(timer.sleep(spec.timeout));
@@ -237,8 +247,9 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
                 continue;
             };
             *slot = None;
-            latencies[index] = Some(start.elapsed());
-            outcomes[index] = match answer {
+            let vote = &mut votes[index];
+            vote.latency = Some(start.elapsed());
+            vote.outcome = match answer {
                 Ok(Answer::Yes { released }) => {
                     votes_for += 1;
                     held_on += usize::from(released > 0);
@@ -253,11 +264,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
                     Outcome::Failed(Arc::new(error))
                 }
             };
-            tracing::trace!(
-                backend = %backends.names[index],
-                outcome = ?outcomes[index],
-                "backend answered"
-            );
+            tracing::trace!(backend = %vote.backend, outcome = ?vote.outcome, "backend answered");
         }
         let decided = votes_for >= backends.quorum || votes_against > n - backends.quorum;
         if pending == 0 || (spec.wait == Wait::Decision && decided) {
@@ -265,9 +272,9 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
         }
         if deadline.as_mut().poll(cx).is_ready() {
             timed_out = true;
-            for outcome in &mut outcomes {
-                if matches!(outcome, Outcome::NoReply) {
-                    *outcome = Outcome::TimedOut(spec.timeout);
+            for vote in &mut votes {
+                if matches!(vote.outcome, Outcome::NoReply) {
+                    vote.outcome = Outcome::TimedOut(spec.timeout);
                     votes_against += 1;
                 }
             }
@@ -288,16 +295,6 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
             .filter(|left| !left.is_zero()),
         Request::Release => None,
     };
-    let votes = outcomes
-        .into_iter()
-        .zip(latencies)
-        .zip(&backends.names)
-        .map(|((outcome, latency), name)| Vote {
-            backend: Arc::clone(name),
-            outcome,
-            latency,
-        })
-        .collect();
     let stats = AttemptStats {
         operation: spec.request.operation(),
         attempt: spec.attempt,

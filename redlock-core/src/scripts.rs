@@ -83,15 +83,36 @@ pub const RELEASE: Script = Script {
 /// Sending each request in one step matters: Redlock may stop polling a request once
 /// the quorum is decided, and a second step (the `EVAL` after a `NOSCRIPT`) would then
 /// never be sent.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScriptCache {
     loaded: [AtomicBool; 3],
+    no_set_nx_get: AtomicBool,
+}
+
+impl Default for ScriptCache {
+    fn default() -> Self {
+        Self {
+            loaded: Default::default(),
+            no_set_nx_get: AtomicBool::new(false),
+        }
+    }
 }
 
 impl ScriptCache {
     /// A cache that knows of no script yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the one-key fast path ([`one_key_args`]) may be tried: until the server
+    /// rejected `SET .. NX GET` (servers before Redis 7.0 do).
+    pub fn set_nx_get(&self) -> bool {
+        !self.no_set_nx_get.load(Ordering::Relaxed)
+    }
+
+    /// Records that the server rejects `SET .. NX GET`.
+    pub fn disable_set_nx_get(&self) {
+        self.no_set_nx_get.store(true, Ordering::Relaxed);
     }
 
     /// Whether `script` is known to be cached on the server.
@@ -212,6 +233,41 @@ pub fn released(reply: i64) -> Result<usize, BackendError> {
     })
 }
 
+/// The one-key acquire as one plain command: `SET key value NX GET PX ttl`.
+///
+/// It does what [`ACQUIRE`] does for one key without running Lua (cheaper on the
+/// server): it sets a free key, and answers what a taken key holds. Interpret the reply
+/// with [`one_key_reply`]. Servers before Redis 7.0 reject `NX` with `GET`; adapters
+/// then call [`ScriptCache::disable_set_nx_get`] and use the script. A key of another
+/// type answers `WRONGTYPE` and changes nothing: held by someone else.
+pub fn one_key_args<'a>(
+    key: &'a str,
+    value: &'a str,
+    ttl: Duration,
+) -> [std::borrow::Cow<'a, str>; 7] {
+    use std::borrow::Cow;
+    [
+        Cow::Borrowed("SET"),
+        Cow::Borrowed(key),
+        Cow::Borrowed(value),
+        Cow::Borrowed("NX"),
+        Cow::Borrowed("GET"),
+        Cow::Borrowed("PX"),
+        Cow::Owned(ttl_millis(ttl).to_string()),
+    ]
+}
+
+/// The answer to [`one_key_args`]: `Some(true)` when the key was free and is now ours,
+/// `Some(false)` when another value holds it, `None` when it already holds our value
+/// (run [`ACQUIRE`] to refresh its TTL).
+pub fn one_key_reply(current: Option<&[u8]>, value: &str) -> Option<bool> {
+    match current {
+        None => Some(true),
+        Some(current) if current == value.as_bytes() => None,
+        Some(_) => Some(false),
+    }
+}
+
 /// `url` with any password replaced by `***`, for adapters' error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -277,6 +333,22 @@ mod tests {
         assert!(!cache.is_loaded(EXTEND));
         cache.forget_all();
         assert!(!cache.is_loaded(ACQUIRE) && !cache.is_loaded(RELEASE));
+    }
+
+    #[test]
+    fn one_key_fast_path_lays_out_and_reads_replies() {
+        let args = one_key_args("k", "v", Duration::from_millis(1500));
+        assert_eq!(
+            args.map(|a| a.into_owned()),
+            ["SET", "k", "v", "NX", "GET", "PX", "1500"]
+        );
+        assert_eq!(one_key_reply(None, "v"), Some(true));
+        assert_eq!(one_key_reply(Some(b"other"), "v"), Some(false));
+        assert_eq!(one_key_reply(Some(b"v"), "v"), None);
+        let cache = ScriptCache::new();
+        assert!(cache.set_nx_get());
+        cache.disable_set_nx_get();
+        assert!(!cache.set_nx_get());
     }
 
     #[test]

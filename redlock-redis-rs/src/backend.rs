@@ -138,6 +138,35 @@ where
     }
 }
 
+impl<C> RedisBackend<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// The one-key fast path (see [`scripts::one_key_reply`]).
+    async fn acquire_one(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<Option<bool>, BackendError> {
+        let mut connection = self.connection.clone();
+        let args = scripts::one_key_args(key, value, ttl);
+        let mut cmd = redis::cmd(&args[0]);
+        for arg in &args[1..] {
+            cmd.arg(arg.as_ref());
+        }
+        match cmd.query_async::<Option<Vec<u8>>>(&mut connection).await {
+            Ok(current) => Ok(scripts::one_key_reply(current.as_deref(), value)),
+            Err(error) if error.code() == Some("WRONGTYPE") => Ok(Some(false)),
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
+                self.scripts.disable_set_nx_get();
+                Ok(None)
+            }
+            Err(error) => Err(backend_error(error)),
+        }
+    }
+}
+
 impl RedisBackend<ConnectionManager> {
     /// Connects to the master at `url` (`redis://`, `rediss://` with a TLS feature,
     /// credentials as `redis://user:password@host:port`) with a reconnecting
@@ -261,6 +290,12 @@ where
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
+        if let [key] = keys
+            && self.scripts.set_nx_get()
+            && let Some(granted) = self.acquire_one(key, value, ttl).await?
+        {
+            return Ok(granted);
+        }
         scripts::granted(self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?)
     }
 
