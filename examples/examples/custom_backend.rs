@@ -57,7 +57,14 @@ impl LockBackend for InProcessStore {
         }
         let until = Instant::now() + ttl;
         for key in keys {
-            map.insert(key.clone(), (value.to_string(), until));
+            // A key already ours keeps the later of its deadlines: never shortened.
+            let entry = map
+                .entry(key.clone())
+                .or_insert_with(|| (value.to_string(), until));
+            if entry.0 != value || entry.1 <= Instant::now() {
+                *entry = (value.to_string(), until);
+            }
+            entry.1 = entry.1.max(until);
         }
         Ok(true)
     }
@@ -75,7 +82,7 @@ impl LockBackend for InProcessStore {
         let until = Instant::now() + ttl;
         for key in keys {
             if let Some(entry) = map.get_mut(key) {
-                entry.1 = until;
+                entry.1 = entry.1.max(until);
             }
         }
         Ok(true)

@@ -19,11 +19,12 @@ use async_trait::async_trait;
 /// (feature `conformance`) checks it against a live backend.
 ///
 /// - [`acquire`](Self::acquire) is all or none: when every key is missing or already
-///   holds `value`, it sets every key to `value` with `ttl` and answers `true`;
-///   otherwise it changes nothing and answers `false`.
-/// - [`extend`](Self::extend) resets the TTL of every key to `ttl` and answers `true`
-///   only when every key still holds `value`; otherwise it changes nothing and answers
-///   `false`. A missing key is never re-created.
+///   holds `value`, it sets every key to `value` with `ttl` (a key already holding
+///   `value` is never shortened) and answers `true`; otherwise it changes nothing and
+///   answers `false`.
+/// - [`extend`](Self::extend) sets the TTL of every key to `ttl` (never shortening
+///   one) and answers `true` only when every key still holds `value`; otherwise it
+///   changes nothing and answers `false`. A missing key is never re-created.
 /// - [`release`](Self::release) deletes exactly the keys that hold `value` and answers
 ///   how many it deleted (0 is not an error).
 /// - TTLs are honored by the store: a key disappears once its TTL passes.

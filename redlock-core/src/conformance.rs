@@ -155,6 +155,7 @@ where
         reacquire_with_same_value_is_granted,
         extend_needs_our_value_on_every_key,
         extend_never_recreates_missing_keys,
+        extend_never_shortens_a_key,
         release_deletes_only_our_value,
         release_of_missing_keys_answers_zero,
         ttl_is_honored,
@@ -342,6 +343,33 @@ async fn extend_never_recreates_missing_keys(ctx: &Ctx, backend: &impl LockBacke
     Ok(())
 }
 
+async fn extend_never_shortens_a_key(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
+    let keys = [ctx.key("no-shorten")];
+    let (a, b) = (ctx.value("a"), ctx.value("b"));
+    ensure!(
+        answer!(backend.acquire(&keys, &a, LONG)),
+        "a free key was refused"
+    );
+    ensure!(
+        answer!(backend.extend(&keys, &a, Duration::from_millis(200))),
+        "extend of our own key was refused"
+    );
+    ensure!(
+        answer!(backend.acquire(&keys, &a, Duration::from_millis(200))),
+        "acquire of our own key was refused"
+    );
+    ctx.sleep(Duration::from_millis(500)).await?;
+    ensure!(
+        !answer!(backend.acquire(&keys, &b, LONG)),
+        "a shorter extend or re-acquire shortened the key's TTL"
+    );
+    ensure!(
+        answer!(backend.release(&keys, &a)) == 1,
+        "could not release"
+    );
+    Ok(())
+}
+
 async fn release_deletes_only_our_value(ctx: &Ctx, backend: &impl LockBackend) -> CheckResult {
     let (k1, k2) = (ctx.key("rel-1"), ctx.key("rel-2"));
     let (a, b, c) = (ctx.value("a"), ctx.value("b"), ctx.value("c"));
@@ -496,7 +524,7 @@ mod tests {
     async fn memory_backend_conforms() {
         let report = run(|| async { MemoryBackend::new() }).await;
         let report = report.unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(report.passed.len(), 13);
+        assert_eq!(report.passed.len(), 14);
     }
 
     /// A backend that breaks the contract: extend re-creates missing keys.

@@ -108,6 +108,9 @@ pub enum InvalidInput {
     /// A duration setting that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A duration setting is longer than [`MAX_TTL`](crate::MAX_TTL).
+    #[error("{0} is longer than the maximum")]
+    DurationTooLong(&'static str),
     /// The automatic extension threshold must be shorter than the TTL.
     #[error("automatic extension threshold {threshold:?} is not shorter than ttl {ttl:?}")]
     ThresholdNotBelowTtl {

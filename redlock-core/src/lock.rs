@@ -119,7 +119,8 @@ impl fmt::Debug for Lock {
 pub struct ReleaseReport {
     /// The lock had already passed its expiration before the release.
     pub expired: bool,
-    /// How many backends still held at least one of the lock's keys and deleted it.
+    /// How many of the backends that answered before the quorum decided still held at
+    /// least one of the lock's keys (and deleted it).
     pub held_on: usize,
     /// The release attempt that reached the quorum.
     pub stats: AttemptStats,
@@ -183,6 +184,9 @@ impl Lock {
 
     /// Extends the lock to `ttl` from now, returning a new handle.
     ///
+    /// Keys are never shortened: extending by less than the time left keeps the longer
+    /// expiry on the backends, and the new handle reports the shorter, safe one.
+    ///
     /// Succeeds when a quorum of backends still hold our value and reset the TTL, with
     /// validity left. A failed extension changes nothing: the keys stay in place and
     /// this lock stays valid until its current expiration. Failed attempts are retried
@@ -245,7 +249,9 @@ impl Lock {
                 let pause = settings.retry_pause();
                 if verdict == Verdict::Refused
                     || attempt > retry_count
-                    || Instant::now() + pause >= self.expiration
+                    || Instant::now()
+                        .checked_add(pause)
+                        .is_none_or(|next| next >= self.expiration)
                 {
                     tracing::debug!(attempts = attempts.total, ?verdict, "extend failed");
                     return Err(failure(verdict, attempts, true));
@@ -267,8 +273,10 @@ impl Lock {
     ///
     /// # Errors
     ///
-    /// [`LockError::Unavailable`] when no quorum of backends could confirm the release
-    /// (the keys then expire with their TTL).
+    /// [`LockError::Unavailable`] when no quorum of backends could confirm the release;
+    /// one more release is then tried in the background where the runtime can spawn,
+    /// and otherwise the keys expire with their TTL. The same happens when the returned
+    /// future is dropped before it finished.
     pub async fn release(self) -> Result<ReleaseReport, LockError> {
         self.release_inner(Wait::Decision).await
     }
@@ -292,7 +300,6 @@ impl Lock {
     pub(crate) async fn release_inner(self, wait: Wait) -> Result<ReleaseReport, LockError> {
         let redlock = &self.held.redlock;
         let timer = redlock.timer()?;
-        self.held.mark_released();
         let expired = self.is_expired();
         let span =
             tracing::debug_span!("redlock.release", resources = ?self.held.target.keys, expired);
@@ -312,6 +319,9 @@ impl Lock {
                 };
                 let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 if round.verdict() == Verdict::Success {
+                    // Only now: a release cancelled or failed before this point leaves
+                    // the cleanup to `Held::drop`.
+                    self.held.mark_released();
                     return Ok(ReleaseReport {
                         expired,
                         held_on: round.held_on,
@@ -322,7 +332,9 @@ impl Lock {
                 let pause = settings.retry_pause();
                 if expired
                     || attempt > settings.retry_count
-                    || Instant::now() + pause >= self.expiration
+                    || Instant::now()
+                        .checked_add(pause)
+                        .is_none_or(|next| next >= self.expiration)
                 {
                     return Err(LockError::Unavailable { attempts });
                 }

@@ -424,14 +424,23 @@ impl State {
             Op::Acquire { keys, value, ttl } => {
                 let granted = keys.iter().all(|key| self.is_free_or(key, value, now));
                 if granted {
+                    let expires = deadline(now, *ttl);
                     for key in keys {
-                        self.entries.insert(
-                            key.clone(),
-                            Entry {
-                                value: value.clone(),
-                                expires: deadline(now, *ttl),
-                            },
-                        );
+                        match self.entries.get_mut(key) {
+                            // Our own key: never shortened.
+                            Some(entry) if entry.expires > now => {
+                                entry.expires = entry.expires.max(expires);
+                            }
+                            _ => {
+                                self.entries.insert(
+                                    key.clone(),
+                                    Entry {
+                                        value: value.clone(),
+                                        expires,
+                                    },
+                                );
+                            }
+                        }
                     }
                 }
                 Reply {
@@ -442,9 +451,10 @@ impl State {
             Op::Extend { keys, value, ttl } => {
                 let granted = keys.iter().all(|key| self.holds(key, value, now));
                 if granted {
+                    let expires = deadline(now, *ttl);
                     for key in keys {
                         if let Some(entry) = self.entries.get_mut(key) {
-                            entry.expires = deadline(now, *ttl);
+                            entry.expires = entry.expires.max(expires);
                         }
                     }
                 }

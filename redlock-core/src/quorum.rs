@@ -17,7 +17,7 @@ use crate::{
 
 /// The backends of one `Redlock`, their names and the quorum.
 pub(crate) struct Backends {
-    list: Vec<Box<dyn LockBackend>>,
+    list: Vec<Arc<dyn LockBackend>>,
     names: Vec<Arc<str>>,
     quorum: usize,
     /// Release requests a round stopped waiting for, driven along by later rounds.
@@ -104,7 +104,7 @@ enum Answer {
 }
 
 impl Backends {
-    pub(crate) fn new(list: Vec<Box<dyn LockBackend>>, quorum_override: Option<usize>) -> Self {
+    pub(crate) fn new(list: Vec<Arc<dyn LockBackend>>, quorum_override: Option<usize>) -> Self {
         let names = list
             .iter()
             .map(|backend| Arc::from(backend.name()))
@@ -196,6 +196,20 @@ impl Target {
     }
 }
 
+/// Returns taken detached requests to their `Backends` when dropped.
+struct DetachedGuard<'a> {
+    backends: &'a Backends,
+    calls: Vec<Detached>,
+}
+
+impl Drop for DetachedGuard<'_> {
+    fn drop(&mut self) {
+        if !self.calls.is_empty() {
+            self.backends.keep_detached(std::mem::take(&mut self.calls));
+        }
+    }
+}
+
 /// One round's parameters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spec {
@@ -222,7 +236,12 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let n = backends.list.len();
     let start = Instant::now();
     let mut calls: Vec<Option<Call>> = (0..n)
-        .map(|index| Some(call(backends, index, target, spec.request)))
+        .map(|index| {
+            // This lock's earlier unanswered request to the backend goes first: dropped
+            // before the new one starts, it can no longer be applied after it.
+            drop(target.take_straggler(index));
+            Some(call(backends, index, target, spec.request))
+        })
         .collect();
     let mut votes: Vec<Vote> = backends
         .names
@@ -236,9 +255,15 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
     let mut timed_out = false;
     let mut deadline = pin!(timer.sleep(spec.timeout));
-    let mut detached = backends.take_detached();
+    // Put back even if this round is cancelled: other locks' releases live in there.
+    let mut detached = DetachedGuard {
+        backends,
+        calls: backends.take_detached(),
+    };
     poll_fn(|cx| {
-        detached.retain_mut(|earlier| earlier.call.as_mut().poll(cx).is_pending());
+        detached
+            .calls
+            .retain_mut(|earlier| earlier.call.as_mut().poll(cx).is_pending());
         let mut pending = 0;
         for (index, slot) in calls.iter_mut().enumerate() {
             let Some(call) = slot else { continue };
@@ -287,7 +312,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     if !timed_out {
         keep_stragglers(backends, target, spec, calls, start);
     }
-    backends.keep_detached(detached);
+    drop(detached);
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
             .checked_sub(elapsed)
@@ -332,7 +357,7 @@ fn keep_stragglers(
 ) {
     match spec.request {
         Request::Release => {
-            let deadline = start + spec.timeout;
+            let deadline = start.checked_add(spec.timeout).unwrap_or(start);
             backends.keep_detached(
                 calls
                     .into_iter()
@@ -350,25 +375,24 @@ fn keep_stragglers(
     }
 }
 
-/// One backend's request, owning what it needs so it can outlive the round. It drops
-/// this lock's earlier unanswered request to the same backend before it starts.
-fn call(backends: &Arc<Backends>, index: usize, target: &Target, request: Request) -> Call {
-    let backends = Arc::clone(backends);
-    let target = target.clone();
+/// One backend's request, owning what it needs so it can outlive the round.
+fn call(backends: &Backends, index: usize, target: &Target, request: Request) -> Call {
+    // Only this backend and the lock's keys and value: a request kept past its round
+    // must not keep the whole `Redlock` (or the lock's other requests) alive.
+    let backend = Arc::clone(&backends.list[index]);
+    let (keys, value) = (Arc::clone(&target.keys), Arc::clone(&target.value));
     Box::pin(async move {
-        drop(target.take_straggler(index));
-        let backend = &backends.list[index];
         match request {
             Request::Acquire(ttl) => backend
-                .acquire(&target.keys, &target.value, ttl)
+                .acquire(&keys, &value, ttl)
                 .await
                 .map(Answer::from_bool),
             Request::Extend(ttl) => backend
-                .extend(&target.keys, &target.value, ttl)
+                .extend(&keys, &value, ttl)
                 .await
                 .map(Answer::from_bool),
             Request::Release => backend
-                .release(&target.keys, &target.value)
+                .release(&keys, &value)
                 .await
                 .map(|released| Answer::Yes { released }),
         }

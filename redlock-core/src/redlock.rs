@@ -78,7 +78,7 @@ impl Redlock {
         RedlockBuilder {
             backends: backends
                 .into_iter()
-                .map(|backend| Box::new(backend) as Box<dyn LockBackend>)
+                .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
                 .collect(),
             settings: Settings::default(),
             runtime: None,
@@ -213,7 +213,13 @@ impl Redlock {
                 attempts.push(round.stats);
                 let pause = self.settings.retry_pause();
                 let mut retry = attempt <= retry_count;
-                if retry && deadline.is_some_and(|deadline| Instant::now() + pause >= deadline) {
+                if retry
+                    && deadline.is_some_and(|deadline| {
+                        Instant::now()
+                            .checked_add(pause)
+                            .is_none_or(|next| next >= deadline)
+                    })
+                {
                     attempts.deadline_reached = true;
                     retry = false;
                 }
@@ -277,7 +283,7 @@ fn resource_keys<R: AsRef<str>>(
 /// Every setter stores its value; [`build`](Self::build) checks them all.
 #[must_use = "a builder does nothing until build() is called"]
 pub struct RedlockBuilder {
-    backends: Vec<Box<dyn LockBackend>>,
+    backends: Vec<Arc<dyn LockBackend>>,
     settings: Settings,
     runtime: Option<Runtime>,
     quorum_override: Option<usize>,
@@ -297,7 +303,7 @@ impl fmt::Debug for RedlockBuilder {
 impl RedlockBuilder {
     /// Adds one more backend.
     pub fn backend(mut self, backend: impl LockBackend + 'static) -> Self {
-        self.backends.push(Box::new(backend));
+        self.backends.push(Arc::new(backend));
         self
     }
 

@@ -54,7 +54,7 @@ pub const ACQUIRE: Script = Script {
     index: 0,
     name: "acquire",
     source: include_str!("scripts/acquire.lua"),
-    sha1: "383f76f2ee08cd42da7515e4b7ea00dbc4db60da",
+    sha1: "1f6102f6b2ea76f7fc2dcb83aea5f1bb0f5a2f6a",
 };
 
 /// Resets every key's TTL, only if every key still holds the value.
@@ -62,7 +62,7 @@ pub const EXTEND: Script = Script {
     index: 1,
     name: "extend",
     source: include_str!("scripts/extend.lua"),
-    sha1: "a9d77d6552029337c8d638a326f54679530c805e",
+    sha1: "f2b89d2ec9e2e7434b6672d192e1d227151c6864",
 };
 
 /// Deletes the keys that hold the value and returns how many.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::InvalidInput;
 
-/// The longest TTL a lock may ask for (one year).
+/// The longest TTL a lock may ask for, and the longest duration setting (one year).
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Timing and retry policy of a [`Redlock`](crate::Redlock).
@@ -81,6 +81,15 @@ impl Settings {
         for (name, value) in positive {
             if value == Some(Duration::ZERO) {
                 return Err(InvalidInput::ZeroDuration(name));
+            }
+        }
+        let bounded = positive.into_iter().chain([
+            ("retry_delay", Some(self.retry_delay)),
+            ("retry_jitter", Some(self.retry_jitter)),
+        ]);
+        for (name, value) in bounded {
+            if value.is_some_and(|value| value > MAX_TTL) {
+                return Err(InvalidInput::DurationTooLong(name));
             }
         }
         Ok(())
@@ -190,6 +199,34 @@ mod tests {
             s.validate(),
             Err(InvalidInput::ZeroDuration("request_timeout"))
         );
+        for (name, settings) in [
+            (
+                "request_timeout",
+                Settings {
+                    request_timeout: Some(Duration::MAX),
+                    ..Settings::default()
+                },
+            ),
+            (
+                "max_hold",
+                Settings {
+                    max_hold: Some(Duration::MAX),
+                    ..Settings::default()
+                },
+            ),
+            (
+                "retry_delay",
+                Settings {
+                    retry_delay: Duration::MAX,
+                    ..Settings::default()
+                },
+            ),
+        ] {
+            assert_eq!(
+                settings.validate(),
+                Err(InvalidInput::DurationTooLong(name))
+            );
+        }
     }
 
     #[test]

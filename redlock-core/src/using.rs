@@ -163,8 +163,9 @@ async fn keep_extended(
 ) -> Infallible {
     let settings = &redlock.settings;
     let threshold = settings.automatic_extension_threshold;
-    // The routine hears of a failure this long before the validity ends.
-    let margin = threshold / 5;
+    // The routine hears of a failure this long before the validity ends: a fifth of the
+    // threshold, but at least a few timer ticks (tokio's timer has millisecond steps).
+    let margin = (threshold / 5).max(Duration::from_millis(5)).min(threshold);
     let started = Instant::now();
     let mut extensions = 0u32;
     loop {
@@ -174,9 +175,12 @@ async fn keep_extended(
         timer.sleep(until(extend_at)).await;
 
         let capped = settings.max_extensions.is_some_and(|max| extensions >= max)
-            || settings
-                .max_hold
-                .is_some_and(|max| Instant::now() + ttl > started + max);
+            || settings.max_hold.is_some_and(|max| {
+                match (Instant::now().checked_add(ttl), started.checked_add(max)) {
+                    (Some(next_end), Some(cap)) => next_end > cap,
+                    _ => true,
+                }
+            });
         if capped {
             timer.sleep(until(abort_at)).await;
             signal.abort(LockError::HoldLimit {

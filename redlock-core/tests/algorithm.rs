@@ -7,7 +7,13 @@
 #[macro_use]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    pin::pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::future::{Either, select};
 
 use redlock_core::{
     BackendError, InvalidInput, LockBackend, LockError, MemoryBackend, Outcome, Redlock, Runtime,
@@ -240,6 +246,88 @@ runtime_tests! {
         let third = redlock.acquire(["third"], Duration::from_secs(10)).await.unwrap();
         third.release().await.unwrap();
         assert!(masters[..2].iter().all(|m| m.keys().is_empty()));
+    }
+
+    async fn dropping_a_redlock_frees_its_backends(rt: Runtime) {
+        // A release decided at the quorum leaves a request pending on the lagging
+        // master; it must not keep the backends (and their connections) alive.
+        let masters = masters(3);
+        let lagging = Arc::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(200), releases_only: true });
+        let alive = Arc::downgrade(&lagging);
+        let backends: Vec<Box<dyn LockBackend>> =
+            vec![Box::new(masters[0].clone()), Box::new(masters[1].clone()), Box::new(lagging)];
+        let redlock = Redlock::builder(backends).runtime(rt).build().unwrap();
+        let lock = redlock.acquire(["leak"], Duration::from_secs(10)).await.unwrap();
+        lock.release().await.unwrap();
+        drop(redlock);
+        assert!(alive.upgrade().is_none(), "the backends outlived their Redlock");
+    }
+
+    async fn a_cancelled_release_is_finished_in_the_background(rt: Runtime) {
+        let masters = masters(3);
+        let backends: Vec<Box<dyn LockBackend>> = vec![
+            Box::new(masters[0].clone()),
+            Box::new(Lagging { inner: masters[1].clone(), rt, lag: Duration::from_millis(100), releases_only: true }),
+            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(100), releases_only: true }),
+        ];
+        let redlock = Redlock::builder(backends).runtime(rt).build().unwrap();
+        let lock = redlock.acquire(["cancel"], Duration::from_secs(30)).await.unwrap();
+        let releasing = lock.release();
+        if let Either::Left(_) = select(pin!(releasing), pin!(sleep(rt, Duration::from_millis(20)))).await {
+            panic!("the release should still wait for a second master");
+        }
+        // The release future is gone; the lock's drop cleanup takes over.
+        let start = Instant::now();
+        while !no_keys_left(&masters) {
+            assert!(start.elapsed() < Duration::from_secs(2), "{:?}", support::keys_everywhere(&masters));
+            sleep(rt, Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn a_cancelled_operation_keeps_other_locks_pending_releases(rt: Runtime) {
+        let masters = masters(3);
+        let backends: Vec<Box<dyn LockBackend>> = vec![
+            Box::new(masters[0].clone()),
+            Box::new(masters[1].clone()),
+            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(60), releases_only: true }),
+        ];
+        let redlock = Redlock::builder(backends)
+            .runtime(rt)
+            .request_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let first = redlock.acquire(["first"], Duration::from_secs(30)).await.unwrap();
+        assert!(masters[2].value("first").is_some());
+        first.release().await.unwrap();
+        assert!(masters[2].value("first").is_some(), "m2's release should still be pending");
+        // An operation that takes the pending release along is cancelled mid-flight.
+        masters[0].set_delay(Duration::from_millis(200));
+        masters[1].set_delay(Duration::from_millis(200));
+        let acquiring = redlock.acquire(["second"], Duration::from_secs(30));
+        if let Either::Left(_) = select(pin!(acquiring), pin!(sleep(rt, Duration::from_millis(20)))).await {
+            panic!("the acquire should still be waiting");
+        }
+        masters[0].set_delay(Duration::ZERO);
+        masters[1].set_delay(Duration::ZERO);
+        sleep(rt, Duration::from_millis(300)).await;
+        // The next operations drive the first lock's release to the lagging master.
+        let third = redlock.acquire(["third"], Duration::from_secs(30)).await.unwrap();
+        sleep(rt, Duration::from_millis(100)).await;
+        third.release().await.unwrap();
+        assert_eq!(masters[2].value("first"), None, "the first lock's release was lost");
+    }
+
+    async fn extend_never_shortens_the_keys(rt: Runtime) {
+        let masters = masters(3);
+        let redlock = builder(rt, &masters).build().unwrap();
+        let lock = redlock.acquire(["long"], Duration::from_secs(30)).await.unwrap();
+        let short = lock.extend(Duration::from_millis(100)).await.unwrap();
+        assert!(short.expiration() < lock.expiration(), "the new handle reports the short, safe expiry");
+        for master in &masters {
+            assert!(master.ttl("long").unwrap() > Duration::from_secs(25));
+        }
+        drop(short);
+        lock.release().await.unwrap();
     }
 
     async fn even_split_is_decided_without_waiting(rt: Runtime) {

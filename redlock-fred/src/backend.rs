@@ -87,7 +87,10 @@ impl FredBackend {
     /// A backend over your own client, named by the server in its config.
     ///
     /// The client should be connected (`init`) or connecting; requests made while it
-    /// is not connected wait in fred's queue until Redlock's request timeout.
+    /// is not connected wait in fred's queue until Redlock's request timeout. Set the
+    /// client's `max_command_attempts` to 1 (as [`from_url`](Self::from_url) does):
+    /// Redlock retries whole attempts itself, and a command fred re-sends after a
+    /// reconnect could arrive after Redlock's cleanup.
     pub fn new(client: Client) -> Self {
         let name = server_name(client.client_config().server);
         Self {

@@ -158,7 +158,13 @@ where
         match cmd.query_async::<Option<Vec<u8>>>(&mut connection).await {
             Ok(current) => Ok(scripts::one_key_reply(current.as_deref(), value)),
             Err(error) if error.code() == Some("WRONGTYPE") => Ok(Some(false)),
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
+            // Before Redis 7.0, NX with GET is a syntax error: use the script from now on.
+            Err(error)
+                if error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+                    && error
+                        .detail()
+                        .is_some_and(|detail| detail.contains("syntax")) =>
+            {
                 self.scripts.disable_set_nx_get();
                 Ok(None)
             }

@@ -21,7 +21,7 @@ adapter_suite! {
         })
         .await
         .unwrap_or_else(|error| panic!("{}: {error}", A::NAME));
-        assert_eq!(report.passed.len(), 13);
+        assert_eq!(report.passed.len(), 14);
         assert_eq!(server.key_count(), 0, "{:?}", server.keys());
         let _ = rt;
     }

@@ -15,7 +15,10 @@ for _, key in ipairs(KEYS) do
     return 0
   end
 end
+local ttl = tonumber(ARGV[2])
 for _, key in ipairs(ours) do
-  redis.call("PEXPIRE", key, ARGV[2])
+  if redis.call("PTTL", key) < ttl then
+    redis.call("PEXPIRE", key, ARGV[2])
+  end
 end
 return 1

@@ -97,7 +97,7 @@ pub enum Outcome {
     },
 }
 
-/// One client cycle, times in [`now_ns`](super::now_ns) nanoseconds.
+/// One client cycle, times in `now_ns` nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cycle {
     /// Which client.

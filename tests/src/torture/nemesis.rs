@@ -103,7 +103,7 @@ pub struct Episode {
     pub kind: Nemesis,
     /// Which masters (indexes).
     pub targets: Vec<usize>,
-    /// When it started and ended ([`now_ns`](super::now_ns)).
+    /// When it started and ended (on the `now_ns` clock).
     pub span: (u64, u64),
 }
 
