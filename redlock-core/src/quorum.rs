@@ -1,9 +1,13 @@
 //! The fan-out and the quorum rule: the one place that decides an attempt.
 
 use std::{
+    collections::VecDeque,
     future::{Future, poll_fn},
     pin::{Pin, pin},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::Poll,
     time::{Duration, Instant},
 };
@@ -21,7 +25,9 @@ pub(crate) struct Backends {
     names: Vec<Arc<str>>,
     quorum: usize,
     /// Release requests a round stopped waiting for, driven along by later rounds.
-    detached: Mutex<Vec<Detached>>,
+    detached: Mutex<VecDeque<Detached>>,
+    /// How many requests are detached, read without the lock on every round.
+    detached_count: AtomicUsize,
 }
 
 /// A release request still unanswered when its round was decided, kept until it is
@@ -114,23 +120,32 @@ impl Backends {
             list,
             names,
             quorum,
-            detached: Mutex::new(Vec::new()),
+            detached: Mutex::new(VecDeque::new()),
+            detached_count: AtomicUsize::new(0),
         }
     }
 
+    /// Takes the oldest few detached requests for a round to drive. Bounded, so that
+    /// with many concurrent tasks no round polls everybody's leftovers.
     fn take_detached(&self) -> Vec<Detached> {
-        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-        if detached.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut *detached)
+        const PER_ROUND: usize = 4;
+        if self.detached_count.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
         }
+        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = detached.len().min(PER_ROUND);
+        let taken: Vec<Detached> = detached.drain(..count).collect();
+        self.detached_count.store(detached.len(), Ordering::Relaxed);
+        taken
     }
 
     fn keep_detached(&self, more: impl IntoIterator<Item = Detached>) {
         let now = Instant::now();
         let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
         detached.extend(more.into_iter().filter(|call| call.deadline > now));
+        // Anything past its deadline goes, wherever it sits.
+        detached.retain(|call| call.deadline > now);
+        self.detached_count.store(detached.len(), Ordering::Relaxed);
     }
 
     pub(crate) fn quorum(&self) -> usize {
