@@ -105,6 +105,40 @@ impl LockBackend for Lagging {
     }
 }
 
+/// A `Redlock` over `masters` whose last `lagging` masters lag by `lag` (all requests,
+/// or releases only).
+fn with_lagging(
+    rt: Runtime,
+    masters: &[MemoryBackend],
+    lagging: usize,
+    lag: Duration,
+    releases_only: bool,
+    request_timeout: Duration,
+) -> Redlock {
+    let plain = masters.len() - lagging;
+    let backends: Vec<Box<dyn LockBackend>> = masters
+        .iter()
+        .enumerate()
+        .map(|(i, master)| -> Box<dyn LockBackend> {
+            if i < plain {
+                Box::new(master.clone())
+            } else {
+                Box::new(Lagging {
+                    inner: master.clone(),
+                    rt,
+                    lag,
+                    releases_only,
+                })
+            }
+        })
+        .collect();
+    Redlock::builder(backends)
+        .runtime(rt)
+        .request_timeout(request_timeout)
+        .build()
+        .unwrap()
+}
+
 fn arrange(masters: &[MemoryBackend], mix: &[Behaviour], key: &str) {
     for (master, behaviour) in masters.iter().zip(mix) {
         match behaviour {
@@ -193,16 +227,7 @@ runtime_tests! {
 
     async fn unanswered_acquires_are_kept_and_never_overtake_the_release(rt: Runtime) {
         let masters = masters(3);
-        let backends: Vec<Box<dyn LockBackend>> = vec![
-            Box::new(masters[0].clone()),
-            Box::new(masters[1].clone()),
-            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(30), releases_only: false }),
-        ];
-        let redlock = Redlock::builder(backends)
-            .runtime(rt)
-            .request_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
+        let redlock = with_lagging(rt, &masters, 1, Duration::from_millis(30), false, Duration::from_millis(500));
         let lock = redlock.acquire(["kept"], Duration::from_secs(10)).await.unwrap();
         assert!(matches!(lock.stats().votes[2].outcome, Outcome::NoReply));
         // m2's acquire was still pending when the quorum decided. The lock's next
@@ -218,17 +243,7 @@ runtime_tests! {
         // m2 only sends its release after an await (like a reconnect); dropping it at the
         // quorum would leave its key behind. It is kept and driven by later operations.
         let masters = masters(3);
-        let slow = Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(100), releases_only: true };
-        let backends: Vec<Box<dyn LockBackend>> = vec![
-            Box::new(masters[0].clone()),
-            Box::new(masters[1].clone()),
-            Box::new(slow),
-        ];
-        let redlock = Redlock::builder(backends)
-            .runtime(rt)
-            .request_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
+        let redlock = with_lagging(rt, &masters, 1, Duration::from_millis(100), true, Duration::from_millis(500));
         let lock = redlock.acquire(["bg"], Duration::from_secs(10)).await.unwrap();
         let start = Instant::now();
         lock.release().await.unwrap();
@@ -265,37 +280,19 @@ runtime_tests! {
 
     async fn a_cancelled_release_is_finished_in_the_background(rt: Runtime) {
         let masters = masters(3);
-        let backends: Vec<Box<dyn LockBackend>> = vec![
-            Box::new(masters[0].clone()),
-            Box::new(Lagging { inner: masters[1].clone(), rt, lag: Duration::from_millis(100), releases_only: true }),
-            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(100), releases_only: true }),
-        ];
-        let redlock = Redlock::builder(backends).runtime(rt).build().unwrap();
+        let redlock = with_lagging(rt, &masters, 2, Duration::from_millis(100), true, Duration::from_secs(1));
         let lock = redlock.acquire(["cancel"], Duration::from_secs(30)).await.unwrap();
         let releasing = lock.release();
         if let Either::Left(_) = select(pin!(releasing), pin!(sleep(rt, Duration::from_millis(20)))).await {
             panic!("the release should still wait for a second master");
         }
         // The release future is gone; the lock's drop cleanup takes over.
-        let start = Instant::now();
-        while !no_keys_left(&masters) {
-            assert!(start.elapsed() < Duration::from_secs(2), "{:?}", support::keys_everywhere(&masters));
-            sleep(rt, Duration::from_millis(10)).await;
-        }
+        support::wait_until_free(rt, &masters, Duration::from_secs(2)).await;
     }
 
     async fn a_cancelled_operation_keeps_other_locks_pending_releases(rt: Runtime) {
         let masters = masters(3);
-        let backends: Vec<Box<dyn LockBackend>> = vec![
-            Box::new(masters[0].clone()),
-            Box::new(masters[1].clone()),
-            Box::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_millis(60), releases_only: true }),
-        ];
-        let redlock = Redlock::builder(backends)
-            .runtime(rt)
-            .request_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
+        let redlock = with_lagging(rt, &masters, 1, Duration::from_millis(60), true, Duration::from_secs(2));
         let first = redlock.acquire(["first"], Duration::from_secs(30)).await.unwrap();
         assert!(masters[2].value("first").is_some());
         first.release().await.unwrap();

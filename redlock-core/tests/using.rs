@@ -154,7 +154,7 @@ runtime_tests! {
             Either::Right(_) => {}
         }
         // The using future is dropped here, mid-routine.
-        wait_until_free(rt, &masters).await;
+        support::wait_until_free(rt, &masters, Duration::from_secs(1)).await;
     }
 
     async fn dropping_an_unreleased_lock_frees_the_resource(rt: Runtime) {
@@ -166,7 +166,7 @@ runtime_tests! {
         sleep(rt, Duration::from_millis(50)).await;
         assert!(masters[0].value("job").is_some(), "the extended handle still holds it");
         drop(extended);
-        wait_until_free(rt, &masters).await;
+        support::wait_until_free(rt, &masters, Duration::from_secs(1)).await;
     }
 
     async fn dropping_an_acquire_mid_flight_frees_the_resource(rt: Runtime) {
@@ -182,7 +182,7 @@ runtime_tests! {
         }
         // The requests were sent and will be applied; the background release follows them.
         sleep(rt, Duration::from_millis(150)).await;
-        wait_until_free(rt, &masters).await;
+        support::wait_until_free(rt, &masters, Duration::from_secs(1)).await;
     }
 
     async fn panicking_routine_releases_the_lock(rt: Runtime) {
@@ -245,18 +245,5 @@ runtime_tests! {
             .unwrap();
         assert_eq!(value, 42);
         assert!(no_keys_left(&masters));
-    }
-}
-
-/// Waits up to one second for every master to be empty.
-async fn wait_until_free(rt: Runtime, masters: &[redlock_core::MemoryBackend]) {
-    let start = Instant::now();
-    while !no_keys_left(masters) {
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "not freed: {:?}",
-            support::keys_everywhere(masters)
-        );
-        sleep(rt, Duration::from_millis(5)).await;
     }
 }

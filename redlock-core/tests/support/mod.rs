@@ -89,3 +89,16 @@ pub async fn sleep(rt: Runtime, duration: Duration) {
         _ => unreachable!("no runtime"),
     }
 }
+
+/// Waits until every master is empty; panics with what is left after `limit`.
+pub async fn wait_until_free(rt: Runtime, masters: &[MemoryBackend], limit: Duration) {
+    let start = std::time::Instant::now();
+    while !no_keys_left(masters) {
+        assert!(
+            start.elapsed() < limit,
+            "not freed: {:?}",
+            keys_everywhere(masters)
+        );
+        sleep(rt, Duration::from_millis(5)).await;
+    }
+}
