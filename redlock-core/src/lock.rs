@@ -281,16 +281,6 @@ impl Lock {
         self.release_inner(Wait::Decision).await
     }
 
-    /// A handle for `held` with the given expiration (for `using`'s final release).
-    pub(crate) fn from_held(
-        held: Arc<Held>,
-        ttl: Duration,
-        expiration: Instant,
-        stats: AttemptStats,
-    ) -> Self {
-        Self::new(held, ttl, expiration, stats)
-    }
-
     pub(crate) fn held(&self) -> &Arc<Held> {
         &self.held
     }

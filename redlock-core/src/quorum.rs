@@ -142,8 +142,8 @@ impl Backends {
     fn keep_detached(&self, more: impl IntoIterator<Item = Detached>) {
         let now = Instant::now();
         let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-        detached.extend(more.into_iter().filter(|call| call.deadline > now));
-        // Anything past its deadline goes, wherever it sits.
+        detached.extend(more);
+        // Anything past its deadline goes, new or old.
         detached.retain(|call| call.deadline > now);
         self.detached_count.store(detached.len(), Ordering::Relaxed);
     }

@@ -138,7 +138,7 @@ impl Redlock {
             }
         };
 
-        let last = Lock::from_held(held, ttl, signal.expiration(), stats);
+        let last = Lock::new(held, ttl, signal.expiration(), stats);
         let release = last.release_inner(Wait::All).await;
         match output {
             Ok(output) => Ok(UsingOutcome {

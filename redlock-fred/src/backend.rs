@@ -187,14 +187,14 @@ impl FredBackend {
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
         let client = self.client(keys);
-        let mut args = vec![Value::from(value)];
-        if let Some(ttl) = ttl {
-            let millis = i64::try_from(scripts::ttl_millis(ttl)).unwrap_or(i64::MAX);
-            args.push(Value::from(millis));
-        }
+        let millis = ttl.map(|ttl| i64::try_from(scripts::ttl_millis(ttl)).unwrap_or(i64::MAX));
         self.scripts
             .run(script, |invocation| {
-                let (keys, args) = (keys.to_vec(), args.clone());
+                // Built per invocation (fred takes them by value): no copy kept around
+                // for the rare NOSCRIPT retry.
+                let mut args = vec![Value::from(value)];
+                args.extend(millis.map(Value::from));
+                let keys = keys.to_vec();
                 async move {
                     let reply = match invocation {
                         Invocation::EvalSha(script) => {
