@@ -266,9 +266,8 @@ impl Lock {
     /// Releases the lock on every backend.
     ///
     /// Returns once a quorum of backends confirmed that our keys are gone; requests to
-    /// the other backends were already sent and are kept (not cancelled) until they are
-    /// answered or the request timeout passes, driven along by this `Redlock`'s later
-    /// operations. Releasing a lock that already expired makes one round and reports
+    /// the other backends were already sent and are finished by a background task (not
+    /// cancelled) until they are answered or the request timeout passes. Releasing a lock that already expired makes one round and reports
     /// [`expired`](ReleaseReport::expired); it is not retried.
     ///
     /// # Errors

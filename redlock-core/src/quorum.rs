@@ -1,13 +1,9 @@
 //! The fan-out and the quorum rule: the one place that decides an attempt.
 
 use std::{
-    collections::VecDeque,
     future::{Future, poll_fn},
     pin::{Pin, pin},
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -24,17 +20,6 @@ pub(crate) struct Backends {
     list: Vec<Arc<dyn LockBackend>>,
     names: Vec<Arc<str>>,
     quorum: usize,
-    /// Release requests a round stopped waiting for, driven along by later rounds.
-    detached: Mutex<VecDeque<Detached>>,
-    /// How many requests are detached, read without the lock on every round.
-    detached_count: AtomicUsize,
-}
-
-/// A release request still unanswered when its round was decided, kept until it is
-/// answered or its deadline passes.
-struct Detached {
-    call: Call,
-    deadline: Instant,
 }
 
 /// What one round asks of every backend.
@@ -120,32 +105,7 @@ impl Backends {
             list,
             names,
             quorum,
-            detached: Mutex::new(VecDeque::new()),
-            detached_count: AtomicUsize::new(0),
         }
-    }
-
-    /// Takes the oldest few detached requests for a round to drive. Bounded, so that
-    /// with many concurrent tasks no round polls everybody's leftovers.
-    fn take_detached(&self) -> Vec<Detached> {
-        const PER_ROUND: usize = 4;
-        if self.detached_count.load(Ordering::Relaxed) == 0 {
-            return Vec::new();
-        }
-        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = detached.len().min(PER_ROUND);
-        let taken: Vec<Detached> = detached.drain(..count).collect();
-        self.detached_count.store(detached.len(), Ordering::Relaxed);
-        taken
-    }
-
-    fn keep_detached(&self, more: impl IntoIterator<Item = Detached>) {
-        let now = Instant::now();
-        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
-        detached.extend(more);
-        // Anything past its deadline goes, new or old.
-        detached.retain(|call| call.deadline > now);
-        self.detached_count.store(detached.len(), Ordering::Relaxed);
     }
 
     pub(crate) fn quorum(&self) -> usize {
@@ -211,20 +171,6 @@ impl Target {
     }
 }
 
-/// Returns taken detached requests to their `Backends` when dropped.
-struct DetachedGuard<'a> {
-    backends: &'a Backends,
-    calls: Vec<Detached>,
-}
-
-impl Drop for DetachedGuard<'_> {
-    fn drop(&mut self) {
-        if !self.calls.is_empty() {
-            self.backends.keep_detached(std::mem::take(&mut self.calls));
-        }
-    }
-}
-
 /// One round's parameters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spec {
@@ -244,8 +190,7 @@ type Call = Pin<Box<dyn Future<Output = Result<Answer, BackendError>> + Send + '
 /// even when the first answers already decide the outcome. Requests still unanswered
 /// when the round is decided are not dropped (a client may discard the queued request
 /// of a dropped future): acquires and extends stay with the lock (see [`Straggler`]),
-/// releases are detached and driven along by later rounds of the same `Redlock` until
-/// answered or their timeout passes. No task is spawned.
+/// releases are finished by a background task (see [`finish_releases`]).
 pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec: Spec) -> Round {
     let backends = &redlock.backends;
     let n = backends.list.len();
@@ -270,15 +215,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     let (mut votes_for, mut votes_against, mut held_on) = (0, 0, 0);
     let mut timed_out = false;
     let mut deadline = pin!(timer.sleep(spec.timeout));
-    // Put back even if this round is cancelled: other locks' releases live in there.
-    let mut detached = DetachedGuard {
-        backends,
-        calls: backends.take_detached(),
-    };
     poll_fn(|cx| {
-        detached
-            .calls
-            .retain_mut(|earlier| earlier.call.as_mut().poll(cx).is_pending());
         let mut pending = 0;
         for (index, slot) in calls.iter_mut().enumerate() {
             let Some(call) = slot else { continue };
@@ -325,9 +262,8 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     .await;
     let elapsed = start.elapsed();
     if !timed_out {
-        keep_stragglers(backends, target, spec, calls, start);
+        keep_stragglers(redlock, target, spec, calls, start);
     }
-    drop(detached);
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
             .checked_sub(elapsed)
@@ -361,10 +297,10 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     }
 }
 
-/// Requests still unanswered when a round was decided: releases are detached (driven
-/// by later rounds), acquires and extends are kept with the lock (see [`Straggler`]).
+/// Requests still unanswered when a round was decided: releases are finished in the
+/// background, acquires and extends are kept with the lock (see [`Straggler`]).
 fn keep_stragglers(
-    backends: &Backends,
+    redlock: &Redlock,
     target: &Target,
     spec: Spec,
     calls: Vec<Option<Call>>,
@@ -372,13 +308,22 @@ fn keep_stragglers(
 ) {
     match spec.request {
         Request::Release => {
+            let calls: Vec<Call> = calls.into_iter().flatten().collect();
+            if calls.is_empty() {
+                return;
+            }
             let deadline = start.checked_add(spec.timeout).unwrap_or(start);
-            backends.keep_detached(
-                calls
-                    .into_iter()
-                    .flatten()
-                    .map(|call| Detached { call, deadline }),
-            );
+            let runtime = redlock.runtime;
+            let spawned = runtime.spawn(async move {
+                if let Ok(timer) = runtime.timer() {
+                    finish_releases(calls, timer, deadline).await;
+                }
+            });
+            if !spawned {
+                tracing::debug!(
+                    "no runtime to finish releases in the background; their keys expire with their TTL"
+                );
+            }
         }
         Request::Acquire(_) | Request::Extend(_) => {
             for (index, call) in calls.into_iter().enumerate() {
@@ -388,6 +333,27 @@ fn keep_stragglers(
             }
         }
     }
+}
+
+/// Drives release requests a round stopped waiting for until each is answered or
+/// `deadline` (the round's request timeout) passes.
+///
+/// They are not dropped at the decision: a client may only send a request, or its
+/// fallback (EVAL after NOSCRIPT), while the request's future is polled, and a master
+/// that never saw the release keeps the key until its TTL. Each call owns only its
+/// backend and the lock's keys and value, so this task keeps no `Redlock` alive, and
+/// it holds the backends at most until `deadline`.
+async fn finish_releases(mut calls: Vec<Call>, timer: Timer, deadline: Instant) {
+    let mut expired = pin!(timer.sleep(deadline.saturating_duration_since(Instant::now())));
+    poll_fn(|cx| {
+        calls.retain_mut(|call| call.as_mut().poll(cx).is_pending());
+        if calls.is_empty() || expired.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// One backend's request, owning what it needs so it can outlive the round.

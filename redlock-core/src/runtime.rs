@@ -74,6 +74,10 @@ impl Runtime {
     }
 
     /// Runs `task` in the background; `false` when there is nowhere to run it.
+    ///
+    /// There is somewhere exactly when [`timer`](Self::timer) succeeds: tokio spawns
+    /// inside a tokio runtime and otherwise falls back to smol or async-std like the
+    /// timer does.
     pub(crate) fn spawn<F>(self, task: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,
