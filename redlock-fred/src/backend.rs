@@ -10,9 +10,9 @@ use std::{
 use fred::{
     clients::{Client, Pool},
     error::{Error as FredError, ErrorKind},
-    interfaces::{ClientLike, LuaInterface},
+    interfaces::{ClientLike, KeysInterface, LuaInterface},
     types::{
-        Value,
+        Expiration, SetOptions, Value,
         config::{Config, ReconnectPolicy, ServerConfig},
     },
 };
@@ -165,13 +165,13 @@ impl FredBackend {
     }
 
     /// The client for a key set: the only one, or a pooled one chosen by the first key.
-    fn client(&self, keys: &[String]) -> &Client {
+    fn client(&self, first_key: Option<&str>) -> &Client {
         match &self.clients {
             Clients::One(client) => client,
             Clients::Pool(pool) => {
                 let clients = pool.clients();
                 let mut hasher = DefaultHasher::new();
-                keys.first().hash(&mut hasher);
+                first_key.hash(&mut hasher);
                 let index = usize::try_from(hasher.finish() % clients.len() as u64).unwrap_or(0);
                 &clients[index]
             }
@@ -186,7 +186,7 @@ impl FredBackend {
         value: &str,
         ttl: Option<Duration>,
     ) -> Result<i64, BackendError> {
-        let client = self.client(keys);
+        let client = self.client(keys.first().map(String::as_str));
         let millis = ttl.map(|ttl| i64::try_from(scripts::ttl_millis(ttl)).unwrap_or(i64::MAX));
         self.scripts
             .run(script, |invocation| {
@@ -218,6 +218,46 @@ impl FredBackend {
                 }
             })
             .await
+    }
+}
+
+impl FredBackend {
+    /// The one-key fast path: `SET key value NX GET PX ttl` (see
+    /// [`scripts::one_key_reply`]).
+    async fn acquire_one(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<Option<bool>, BackendError> {
+        let millis = i64::try_from(scripts::ttl_millis(ttl)).unwrap_or(i64::MAX);
+        let reply = self
+            .client(Some(key))
+            .set::<Value, _, _>(
+                key,
+                value,
+                Some(Expiration::PX(millis)),
+                Some(SetOptions::NX),
+                true,
+            )
+            .await;
+        match reply {
+            Ok(Value::Null) => Ok(scripts::one_key_reply(None, value)),
+            Ok(current) => match current.as_bytes() {
+                Some(current) => Ok(scripts::one_key_reply(Some(current), value)),
+                // Not a string: nothing we could have written.
+                None => Ok(Some(false)),
+            },
+            Err(error) if error.details().starts_with("WRONGTYPE") => Ok(Some(false)),
+            // Before Redis 7.0, NX with GET is a syntax error: use the script from now on.
+            Err(error)
+                if error.details().starts_with("ERR") && error.details().contains("syntax") =>
+            {
+                self.scripts.disable_set_nx_get();
+                Ok(None)
+            }
+            Err(error) => Err(backend_error(error)),
+        }
     }
 }
 
@@ -264,6 +304,12 @@ impl LockBackend for FredBackend {
         value: &str,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
+        if let [key] = keys
+            && self.scripts.set_nx_get()
+            && let Some(granted) = self.acquire_one(key, value, ttl).await?
+        {
+            return Ok(granted);
+        }
         scripts::granted(self.run(scripts::ACQUIRE, keys, value, Some(ttl)).await?)
     }
 

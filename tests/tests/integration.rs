@@ -111,9 +111,13 @@ adapter_suite! {
             let _: () = server.command(&["HSET", "typed", "field", "value"]).unwrap();
         }
         let redlock = redlock::<A>(rt, &cluster).await;
-        let error = redlock.try_acquire(["free", "typed"], TTL).await.unwrap_err();
-        assert!(matches!(error, LockError::Contended { .. }), "{error}");
+        // Several keys go through the script, one key through `SET .. NX GET`.
+        for keys in [&["free", "typed"][..], &["typed"]] {
+            let error = redlock.try_acquire(keys, TTL).await.unwrap_err();
+            assert!(matches!(error, LockError::Contended { .. }), "{keys:?}: {error}");
+        }
         for server in cluster.servers() {
+            assert_eq!(server.command::<String>(&["TYPE", "typed"]).unwrap(), "hash");
             assert_eq!(server.keys(), ["typed"], "the refused acquire left keys behind");
         }
         let lock = redlock.try_acquire(["free"], TTL).await.unwrap();
