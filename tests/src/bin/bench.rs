@@ -451,8 +451,16 @@ async fn measure(
     }
     sample.latencies_us.sort_unstable();
     drop(locker);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    sample.leftover = cluster.total_keys();
+    // Releases already returned; requests to the remaining masters get up to two
+    // seconds to land (as in the tests' `assert_no_keys`).
+    let grace = Instant::now() + Duration::from_secs(2);
+    sample.leftover = loop {
+        let left = cluster.total_keys();
+        if left == 0 || Instant::now() >= grace {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     for server in cluster.servers() {
         server.flush();
     }
