@@ -244,15 +244,14 @@ runtime_tests! {
         // NOSCRIPT); dropping it at the quorum would leave its key behind. It is finished
         // in the background, with no later operation of this Redlock needed.
         let masters = masters(3);
-        let redlock = with_lagging(rt, &masters, 1, Duration::from_millis(100), true, Duration::from_millis(500));
+        let redlock = with_lagging(rt, &masters, 1, Duration::from_millis(300), true, Duration::from_secs(2));
         let lock = redlock.acquire(["bg"], Duration::from_secs(10)).await.unwrap();
         let start = Instant::now();
         lock.release().await.unwrap();
-        assert!(start.elapsed() < Duration::from_millis(80), "release waited for the slow master");
+        assert!(start.elapsed() < Duration::from_millis(200), "release waited for the slow master");
         assert!(masters[2].value("bg").is_some());
         drop(redlock);
-        sleep(rt, Duration::from_millis(300)).await;
-        assert_eq!(masters[2].value("bg"), None, "the unanswered release never finished");
+        support::wait_until_free(rt, &masters, Duration::from_secs(2)).await;
     }
 
     async fn an_unanswered_release_holds_its_backend_only_until_the_timeout(rt: Runtime) {
