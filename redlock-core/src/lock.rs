@@ -265,9 +265,12 @@ impl Lock {
 
     /// Releases the lock on every backend.
     ///
-    /// Returns once a quorum of backends confirmed that our keys are gone; requests to
-    /// the other backends were already sent and are finished by a background task (not
-    /// cancelled) until they are answered or the request timeout passes. Releasing a lock that already expired makes one round and reports
+    /// Returns once a quorum of backends confirmed that our keys are gone. Requests to
+    /// the other backends were already sent; a background task on the runtime keeps
+    /// driving them (not cancelled) until they are answered or the request timeout
+    /// passes. If the runtime shuts down first (e.g. `main` returns right after the
+    /// release), a master that had not answered yet may keep the keys until their TTL.
+    /// Releasing a lock that already expired makes one round and reports
     /// [`expired`](ReleaseReport::expired); it is not retried.
     ///
     /// # Errors

@@ -262,7 +262,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     .await;
     let elapsed = start.elapsed();
     if !timed_out {
-        keep_stragglers(redlock, target, spec, calls, start);
+        keep_stragglers(redlock, timer, target, spec, calls, start);
     }
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
@@ -301,6 +301,7 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
 /// background, acquires and extends are kept with the lock (see [`Straggler`]).
 fn keep_stragglers(
     redlock: &Redlock,
+    timer: Timer,
     target: &Target,
     spec: Spec,
     calls: Vec<Option<Call>>,
@@ -313,12 +314,10 @@ fn keep_stragglers(
                 return;
             }
             let deadline = start.checked_add(spec.timeout).unwrap_or(start);
-            let runtime = redlock.runtime;
-            let spawned = runtime.spawn(async move {
-                if let Ok(timer) = runtime.timer() {
-                    finish_releases(calls, timer, deadline).await;
-                }
-            });
+            // The round's timer: `spawn` runs the task where that timer works.
+            let spawned = redlock
+                .runtime
+                .spawn(finish_releases(calls, timer, deadline));
             if !spawned {
                 tracing::debug!(
                     "no runtime to finish releases in the background; their keys expire with their TTL"

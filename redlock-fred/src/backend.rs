@@ -245,8 +245,10 @@ impl FredBackend {
             Ok(Value::Null) => Ok(scripts::one_key_reply(None, value)),
             Ok(current) => match current.as_bytes() {
                 Some(current) => Ok(scripts::one_key_reply(Some(current), value)),
-                // Not a string: nothing we could have written.
-                None => Ok(Some(false)),
+                None => Err(BackendError::msg(
+                    BackendErrorKind::Protocol,
+                    format!("unexpected reply to SET .. NX GET: {current:?}"),
+                )),
             },
             Err(error) if error.details().starts_with("WRONGTYPE") => Ok(Some(false)),
             // Before Redis 7.0, NX with GET is a syntax error: use the script from now on.
