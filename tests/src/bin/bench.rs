@@ -637,7 +637,7 @@ fn main() {
         }
         println!("\n{}", scenario.label());
         println!(
-            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>11}{:>9}{:>9}{:>7}{:>6}",
+            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>12}{:>11}{:>9}{:>9}{:>7}{:>6}",
             "implementation",
             "cycles/s",
             "p50 us",
@@ -645,6 +645,7 @@ fn main() {
             "max us",
             "x(a)",
             "x(b)",
+            "x(b) reps",
             "cpu us/cyc",
             "cpu x(a)",
             "rss MB",
@@ -662,6 +663,22 @@ fn main() {
         let ratio = |value: f64, base: Option<f64>| {
             base.map_or_else(|| "-".to_owned(), |base| format!("{:.2}", value / base))
         };
+        // The spread of the ratio to (b) over repetitions, each measured right after
+        // (b)'s sample of the same repetition: how far one run's ratio can be trusted.
+        let b_index = options.impls.iter().position(|&i| i == Impl::RawQuorum);
+        let spread = |s: &[Sample]| {
+            let Some(b) = b_index else {
+                return "-".to_owned();
+            };
+            let ratios: Vec<f64> = s
+                .iter()
+                .zip(&samples[b])
+                .map(|(x, b)| x.rate() / b.rate())
+                .collect();
+            let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = ratios.iter().copied().fold(0.0, f64::max);
+            format!("{low:.2}-{high:.2}")
+        };
         for (i, &implementation) in options.impls.iter().enumerate() {
             let s = &samples[i];
             let rate = median_by(s, Sample::rate);
@@ -672,7 +689,7 @@ fn main() {
                 failures += 1;
             }
             println!(
-                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>11.1}{:>9}{:>9.1}{:>7}{:>6}",
+                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>12}{:>11.1}{:>9}{:>9.1}{:>7}{:>6}",
                 implementation.name(),
                 rate,
                 median_by(s, |x| f64::from(x.percentile(50.0))),
@@ -680,6 +697,7 @@ fn main() {
                 median_by(s, |x| f64::from(x.percentile(100.0))),
                 ratio(rate, base_a),
                 ratio(rate, base_b),
+                spread(s),
                 cpu,
                 ratio(cpu, cpu_a),
                 s.iter().map(|x| x.maxrss_kb).max().unwrap_or(0) as f64 / 1024.0,
