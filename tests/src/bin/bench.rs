@@ -604,8 +604,25 @@ fn main() {
             .expect("started")
             .1;
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); options.impls.len()];
+        // For several resources per lock, the same scenario with one resource, measured
+        // right before in every repetition, so their cost ratio is not skewed by the
+        // machine's load drifting between scenarios.
+        let single = Scenario {
+            resources: 1,
+            ..scenario
+        };
+        let mut paired: Vec<Vec<Sample>> = vec![Vec::new(); options.impls.len()];
         for rep in 0..options.reps {
             for (i, &implementation) in options.impls.iter().enumerate() {
+                if scenario.resources > 1 {
+                    paired[i].push(runtime.block_on(measure(
+                        implementation,
+                        single,
+                        cluster,
+                        options.duration,
+                        options.warmup,
+                    )));
+                }
                 let sample = runtime.block_on(measure(
                     implementation,
                     scenario,
@@ -704,6 +721,27 @@ fn main() {
                 errors,
                 leftover
             );
+        }
+        if scenario.resources > 1 {
+            println!(
+                "  cost of {} resources vs 1 (cycles/s of R=1 over R={}, each repetition measured back to back):",
+                scenario.resources, scenario.resources
+            );
+            for (i, &implementation) in options.impls.iter().enumerate() {
+                let mut ratios: Vec<f64> = paired[i]
+                    .iter()
+                    .zip(&samples[i])
+                    .map(|(one, many)| one.rate() / many.rate())
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                println!(
+                    "    {:<18} median {:.2}  range {:.2}-{:.2}",
+                    implementation.name(),
+                    ratios[ratios.len() / 2],
+                    ratios[0],
+                    ratios[ratios.len() - 1]
+                );
+            }
         }
     }
     if let Err(error) = fs::write(&options.json, json) {
