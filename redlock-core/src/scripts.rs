@@ -83,19 +83,10 @@ pub const RELEASE: Script = Script {
 /// Sending each request in one step matters: Redlock may stop polling a request once
 /// the quorum is decided, and a second step (the `EVAL` after a `NOSCRIPT`) would then
 /// never be sent.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ScriptCache {
     loaded: [AtomicBool; 3],
     no_set_nx_get: AtomicBool,
-}
-
-impl Default for ScriptCache {
-    fn default() -> Self {
-        Self {
-            loaded: Default::default(),
-            no_set_nx_get: AtomicBool::new(false),
-        }
-    }
 }
 
 impl ScriptCache {
@@ -132,6 +123,31 @@ impl ScriptCache {
         }
     }
 
+    /// Interprets the answer to [`one_key_args`]: `Some(true)` when the key was free and
+    /// is now ours, `Some(false)` when it is held elsewhere (another value, or a key of
+    /// another type), `None` when [`ACQUIRE`] must run instead: the key already holds
+    /// our value (the script refreshes its TTL), or the server rejects the command, which
+    /// turns the fast path off for good ([`set_nx_get`](Self::set_nx_get)).
+    ///
+    /// # Errors
+    ///
+    /// The [`BackendError`] of [`OneKeyFailure::Error`].
+    pub fn one_key_outcome<B: AsRef<[u8]>>(
+        &self,
+        reply: Result<Option<B>, OneKeyFailure>,
+        value: &str,
+    ) -> Result<Option<bool>, BackendError> {
+        match reply {
+            Ok(current) => Ok(one_key_reply(current.as_ref().map(AsRef::as_ref), value)),
+            Err(OneKeyFailure::WrongType) => Ok(Some(false)),
+            Err(OneKeyFailure::Unsupported) => {
+                self.disable_set_nx_get();
+                Ok(None)
+            }
+            Err(OneKeyFailure::Error(error)) => Err(error),
+        }
+    }
+
     /// Runs `script` with `send`: `EVALSHA` once the script is known to be cached,
     /// `EVAL` otherwise and after a `NOSCRIPT`, keeping this cache up to date.
     ///
@@ -165,6 +181,17 @@ impl ScriptCache {
             )),
         }
     }
+}
+
+/// Why a one-key `SET .. NX GET` ([`one_key_args`]) was not answered with a value.
+#[derive(Debug)]
+pub enum OneKeyFailure {
+    /// `WRONGTYPE`: the key holds another type, so someone else holds it.
+    WrongType,
+    /// The server rejects the command (a syntax error: servers before Redis 7.0).
+    Unsupported,
+    /// Any other failure.
+    Error(BackendError),
 }
 
 /// One way to invoke a script.
@@ -237,9 +264,9 @@ pub fn released(reply: i64) -> Result<usize, BackendError> {
 ///
 /// It does what [`ACQUIRE`] does for one key without running Lua (cheaper on the
 /// server): it sets a free key, and answers what a taken key holds. Interpret the reply
-/// with [`one_key_reply`]. Servers before Redis 7.0 reject `NX` with `GET`; adapters
-/// then call [`ScriptCache::disable_set_nx_get`] and use the script. A key of another
-/// type answers `WRONGTYPE` and changes nothing: held by someone else.
+/// with [`ScriptCache::one_key_outcome`]. Servers before Redis 7.0 reject `NX` with
+/// `GET` ([`OneKeyFailure::Unsupported`]); the script is used from then on. A key of
+/// another type answers `WRONGTYPE` and changes nothing: held by someone else.
 pub fn one_key_args<'a>(
     key: &'a str,
     value: &'a str,
@@ -257,10 +284,10 @@ pub fn one_key_args<'a>(
     ]
 }
 
-/// The answer to [`one_key_args`]: `Some(true)` when the key was free and is now ours,
-/// `Some(false)` when another value holds it, `None` when it already holds our value
-/// (run [`ACQUIRE`] to refresh its TTL).
-pub fn one_key_reply(current: Option<&[u8]>, value: &str) -> Option<bool> {
+/// A value answered to [`one_key_args`]: `Some(true)` when the key was free and is now
+/// ours, `Some(false)` when another value holds it, `None` when it already holds our
+/// value (run [`ACQUIRE`] to refresh its TTL).
+fn one_key_reply(current: Option<&[u8]>, value: &str) -> Option<bool> {
     match current {
         None => Some(true),
         Some(current) if current == value.as_bytes() => None,
@@ -347,7 +374,23 @@ mod tests {
         assert_eq!(one_key_reply(Some(b"v"), "v"), None);
         let cache = ScriptCache::new();
         assert!(cache.set_nx_get());
-        cache.disable_set_nx_get();
+        let wrong_type =
+            cache.one_key_outcome(Err::<Option<&[u8]>, _>(OneKeyFailure::WrongType), "v");
+        assert_eq!(wrong_type.unwrap(), Some(false));
+        assert!(cache.set_nx_get());
+        let failed = Err::<Option<&[u8]>, _>(OneKeyFailure::Error(BackendError::from_kind(
+            BackendErrorKind::Timeout,
+        )));
+        assert!(cache.one_key_outcome(failed, "v").is_err());
+        assert!(cache.set_nx_get());
+        assert_eq!(
+            cache.one_key_outcome(Ok(Some(b"v".to_vec())), "v").unwrap(),
+            None
+        );
+        assert!(cache.set_nx_get());
+        let unsupported =
+            cache.one_key_outcome(Err::<Option<&[u8]>, _>(OneKeyFailure::Unsupported), "v");
+        assert_eq!(unsupported.unwrap(), None);
         assert!(!cache.set_nx_get());
     }
 

@@ -18,7 +18,7 @@ use fred::{
 };
 use redlock_core::{
     BackendError, BackendErrorKind, LockBackend, async_trait,
-    scripts::{self, Invocation, Script, ScriptCache, ScriptFailure, redact_url},
+    scripts::{self, Invocation, OneKeyFailure, Script, ScriptCache, ScriptFailure, redact_url},
 };
 
 /// One Redis master reached through a fred [`Client`] or [`Pool`].
@@ -223,7 +223,7 @@ impl FredBackend {
 
 impl FredBackend {
     /// The one-key fast path: `SET key value NX GET PX ttl` (see
-    /// [`scripts::one_key_reply`]).
+    /// [`ScriptCache::one_key_outcome`]).
     async fn acquire_one(
         &self,
         key: &str,
@@ -241,25 +241,32 @@ impl FredBackend {
                 true,
             )
             .await;
-        match reply {
-            Ok(Value::Null) => Ok(scripts::one_key_reply(None, value)),
-            Ok(current) => match current.as_bytes() {
-                Some(current) => Ok(scripts::one_key_reply(Some(current), value)),
-                None => Err(BackendError::msg(
-                    BackendErrorKind::Protocol,
-                    format!("unexpected reply to SET .. NX GET: {current:?}"),
-                )),
-            },
-            Err(error) if error.details().starts_with("WRONGTYPE") => Ok(Some(false)),
-            // Before Redis 7.0, NX with GET is a syntax error: use the script from now on.
-            Err(error)
-                if error.details().starts_with("ERR") && error.details().contains("syntax") =>
-            {
-                self.scripts.disable_set_nx_get();
-                Ok(None)
+        let current = match reply {
+            Ok(current) => current,
+            Err(error) => {
+                let details = error.details();
+                let failure = if details.starts_with("WRONGTYPE") {
+                    OneKeyFailure::WrongType
+                } else if details.starts_with("ERR") && details.contains("syntax") {
+                    OneKeyFailure::Unsupported
+                } else {
+                    OneKeyFailure::Error(backend_error(error))
+                };
+                return self
+                    .scripts
+                    .one_key_outcome(Err::<Option<&[u8]>, _>(failure), value);
             }
-            Err(error) => Err(backend_error(error)),
-        }
+        };
+        let current = match &current {
+            Value::Null => None,
+            other => Some(other.as_bytes().ok_or_else(|| {
+                BackendError::msg(
+                    BackendErrorKind::Protocol,
+                    format!("unexpected reply to SET .. NX GET: {other:?}"),
+                )
+            })?),
+        };
+        self.scripts.one_key_outcome(Ok(current), value)
     }
 }
 

@@ -15,7 +15,7 @@ use redis::{
 };
 use redlock_core::{
     BackendError, BackendErrorKind, LockBackend, async_trait,
-    scripts::{self, Script, ScriptCache, ScriptFailure, redact_url},
+    scripts::{self, OneKeyFailure, Script, ScriptCache, ScriptFailure, redact_url},
 };
 
 /// One Redis master reached through a redis-rs async connection.
@@ -142,7 +142,7 @@ impl<C> RedisBackend<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// The one-key fast path (see [`scripts::one_key_reply`]).
+    /// The one-key fast path (see [`ScriptCache::one_key_outcome`]).
     async fn acquire_one(
         &self,
         key: &str,
@@ -155,21 +155,23 @@ where
         for arg in &args[1..] {
             cmd.arg(arg.as_ref());
         }
-        match cmd.query_async::<Option<Vec<u8>>>(&mut connection).await {
-            Ok(current) => Ok(scripts::one_key_reply(current.as_deref(), value)),
-            Err(error) if error.code() == Some("WRONGTYPE") => Ok(Some(false)),
-            // Before Redis 7.0, NX with GET is a syntax error: use the script from now on.
-            Err(error)
-                if error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+        let reply = cmd
+            .query_async::<Option<Vec<u8>>>(&mut connection)
+            .await
+            .map_err(|error| {
+                if error.code() == Some("WRONGTYPE") {
+                    OneKeyFailure::WrongType
+                } else if error.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
                     && error
                         .detail()
-                        .is_some_and(|detail| detail.contains("syntax")) =>
-            {
-                self.scripts.disable_set_nx_get();
-                Ok(None)
-            }
-            Err(error) => Err(backend_error(error)),
-        }
+                        .is_some_and(|detail| detail.contains("syntax"))
+                {
+                    OneKeyFailure::Unsupported
+                } else {
+                    OneKeyFailure::Error(backend_error(error))
+                }
+            });
+        self.scripts.one_key_outcome(reply, value)
     }
 }
 

@@ -28,10 +28,9 @@ use futures_util::future::join_all;
 use nix::sys::resource::{UsageWho, getrusage};
 use rand::RngCore;
 use redis::aio::MultiplexedConnection;
-use redlock_core::{LockBackend, Redlock, scripts};
-use redlock_fred::FredBackend;
+use redlock_core::{Redlock, RedlockBuilder, scripts};
 use redlock_redis_rs::RedisBackend;
-use redlock_tests::Cluster;
+use redlock_tests::{Cluster, Fred, RedisRs, suite::connect_all};
 
 const TTL: Duration = Duration::from_secs(10);
 const CONTENDED_RETRY_DELAY: Duration = Duration::from_millis(2);
@@ -316,15 +315,16 @@ fn maxrss_kb() -> i64 {
 }
 
 async fn locker(implementation: Impl, cluster: &Cluster, contended: bool) -> Locker {
-    let retries = |builder: redlock_core::RedlockBuilder| {
-        if contended {
+    let redlock = |builder: RedlockBuilder| {
+        let builder = if contended {
             builder
                 .retry_count(100_000)
                 .retry_delay(CONTENDED_RETRY_DELAY)
                 .retry_jitter(Duration::ZERO)
         } else {
             builder.retry_count(0)
-        }
+        };
+        Locker::Redlock(builder.build().expect("settings"))
     };
     match implementation {
         Impl::RawAll | Impl::RawQuorum => {
@@ -350,47 +350,19 @@ async fn locker(implementation: Impl, cluster: &Cluster, contended: bool) -> Loc
                 at_quorum: implementation == Impl::RawQuorum,
             }
         }
-        Impl::RedisRs => {
-            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
-            for url in cluster.urls() {
-                backends.push(Box::new(
-                    RedisBackend::from_url(&url).await.expect("connect"),
-                ));
-            }
-            Locker::Redlock(
-                retries(Redlock::builder(backends))
-                    .build()
-                    .expect("settings"),
-            )
-        }
+        Impl::RedisRs => redlock(Redlock::builder(connect_all::<RedisRs>(cluster).await)),
+        Impl::Fred => redlock(Redlock::builder(connect_all::<Fred>(cluster).await)),
         Impl::RedisRsMux => {
-            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
+            let mut backends = Vec::new();
             for url in cluster.urls() {
                 let client = redis::Client::open(url.as_str()).expect("url");
                 let connection = client
                     .get_multiplexed_async_connection()
                     .await
                     .expect("connect");
-                backends.push(Box::new(RedisBackend::new(connection).with_name(url)));
+                backends.push(RedisBackend::new(connection).with_name(url));
             }
-            Locker::Redlock(
-                retries(Redlock::builder(backends))
-                    .build()
-                    .expect("settings"),
-            )
-        }
-        Impl::Fred => {
-            let mut backends: Vec<Box<dyn LockBackend>> = Vec::new();
-            for url in cluster.urls() {
-                backends.push(Box::new(
-                    FredBackend::from_url(&url).await.expect("connect"),
-                ));
-            }
-            Locker::Redlock(
-                retries(Redlock::builder(backends))
-                    .build()
-                    .expect("settings"),
-            )
+            redlock(Redlock::builder(backends))
         }
     }
 }
