@@ -35,6 +35,80 @@ use redlock_tests::{Cluster, Fred, RedisRs, suite::connect_all};
 const TTL: Duration = Duration::from_secs(10);
 const CONTENDED_RETRY_DELAY: Duration = Duration::from_millis(2);
 
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+/// The system allocator, counting allocations: a cost the machine's noise cannot blur.
+#[allow(unsafe_code)]
+mod counting {
+    use std::{
+        alloc::{GlobalAlloc, Layout, System},
+        cell::Cell,
+        sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+    };
+
+    /// [`System`], counting every allocation and reallocation.
+    pub(super) struct Counting;
+
+    /// Counts per thread group, each on its own cache line, so counting adds no contention.
+    #[repr(align(64))]
+    struct Shard(AtomicU64);
+
+    static SHARDS: [Shard; 8] = [const { Shard(AtomicU64::new(0)) }; 8];
+    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        static MY_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+
+    fn count_allocation() {
+        let shard = MY_SHARD
+            .try_with(|mine| {
+                if mine.get() == usize::MAX {
+                    mine.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS.len());
+                }
+                mine.get()
+            })
+            .unwrap_or(0);
+        SHARDS[shard].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Allocations so far, by every thread.
+    pub(super) fn allocations() -> u64 {
+        SHARDS
+            .iter()
+            .map(|shard| shard.0.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    // SAFETY: every call is forwarded to `System` unchanged; counting touches no memory the
+    // allocator hands out.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Impl {
     RawAll,
@@ -105,6 +179,7 @@ struct Sample {
     errors: u64,
     seconds: f64,
     cpu_seconds: f64,
+    allocations: u64,
     latencies_us: Vec<u32>,
     leftover: usize,
     maxrss_kb: i64,
@@ -120,6 +195,15 @@ impl Sample {
             0.0
         } else {
             self.cpu_seconds * 1e6 / self.cycles as f64
+        }
+    }
+
+    /// Allocations (and reallocations) per cycle, by the whole client process.
+    fn allocations_per_cycle(&self) -> f64 {
+        if self.cycles == 0 {
+            0.0
+        } else {
+            self.allocations as f64 / self.cycles as f64
         }
     }
 
@@ -396,6 +480,7 @@ async fn measure(
     .await;
 
     let cpu_before = cpu_seconds();
+    let allocations_before = counting::allocations();
     let start = Instant::now();
     let deadline = start + duration;
     let results = join_all((0..scenario.tasks).map(|t| {
@@ -409,9 +494,11 @@ async fn measure(
     .await;
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
+    let allocations = counting::allocations() - allocations_before;
     let mut sample = Sample {
         seconds,
         cpu_seconds: cpu,
+        allocations,
         maxrss_kb: maxrss_kb(),
         ..Sample::default()
     };
@@ -453,6 +540,8 @@ struct Options {
     reps: usize,
     json: String,
     impls: Vec<Impl>,
+    /// Which scenario kinds run: one resource, several resources, contended.
+    kinds: Vec<String>,
     quick: bool,
 }
 
@@ -471,6 +560,7 @@ fn options() -> Result<Options, String> {
         reps: 3,
         json: "target/bench.jsonl".into(),
         impls: Impl::ALL.to_vec(),
+        kinds: KINDS.iter().map(|&kind| kind.to_owned()).collect(),
         quick: false,
     };
     let mut args = env::args().skip(1);
@@ -497,6 +587,12 @@ fn options() -> Result<Options, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
+            "--kinds" => {
+                options.kinds = value()?.split(',').map(str::to_owned).collect();
+                if let Some(kind) = options.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+                    return Err(format!("unknown kind {kind:?}"));
+                }
+            }
             "--quick" => {
                 options.quick = true;
                 options.masters = vec![3];
@@ -506,7 +602,7 @@ fn options() -> Result<Options, String> {
                 options.reps = 1;
             }
             "--help" | "-h" => {
-                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--impls raw-all,raw-quorum,redis-rs,redis-rs-mux,fred] [--json PATH]".into());
+                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--impls raw-all,raw-quorum,redis-rs,redis-rs-mux,fred] [--kinds single,resources,contended] [--json PATH]".into());
             }
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -514,9 +610,14 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// Scenario kinds: uncontended with one resource per lock, uncontended with four,
+/// contended.
+const KINDS: [&str; 3] = ["single", "resources", "contended"];
+
 fn scenarios(options: &Options) -> Vec<Scenario> {
+    let kind = |name: &str| options.kinds.iter().any(|k| k == name);
     let mut list = Vec::new();
-    for &masters in &options.masters {
+    for &masters in options.masters.iter().filter(|_| kind("single")) {
         for &tasks in &options.tasks {
             list.push(Scenario {
                 masters,
@@ -527,7 +628,11 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
         }
     }
     let top = *options.masters.iter().max().unwrap_or(&5);
-    for &tasks in options.tasks.iter().filter(|&&t| t <= 16) {
+    for &tasks in options
+        .tasks
+        .iter()
+        .filter(|&&t| t <= 16 && kind("resources"))
+    {
         list.push(Scenario {
             masters: top,
             tasks,
@@ -536,12 +641,14 @@ fn scenarios(options: &Options) -> Vec<Scenario> {
         });
     }
     let contended_tasks = if options.quick { 4 } else { 16 };
-    list.push(Scenario {
-        masters: top,
-        tasks: contended_tasks,
-        resources: 1,
-        contended: true,
-    });
+    if kind("contended") {
+        list.push(Scenario {
+            masters: top,
+            tasks: contended_tasks,
+            resources: 1,
+            contended: true,
+        });
+    }
     list
 }
 
@@ -604,7 +711,7 @@ fn main() {
                 ));
                 let _ = writeln!(
                     json,
-                    "{{\"scenario\":\"{}\",\"impl\":\"{}\",\"masters\":{},\"tasks\":{},\"resources\":{},\"contended\":{},\"rep\":{},\"cycles_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"cpu_us_per_cycle\":{:.2},\"maxrss_kb\":{},\"errors\":{},\"leftover_keys\":{}}}",
+                    "{{\"scenario\":\"{}\",\"impl\":\"{}\",\"masters\":{},\"tasks\":{},\"resources\":{},\"contended\":{},\"rep\":{},\"cycles_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"cpu_us_per_cycle\":{:.2},\"allocs_per_cycle\":{:.1},\"maxrss_kb\":{},\"errors\":{},\"leftover_keys\":{}}}",
                     scenario.label(),
                     implementation.key(),
                     scenario.masters,
@@ -617,6 +724,7 @@ fn main() {
                     sample.percentile(99.0),
                     sample.percentile(100.0),
                     sample.cpu_us_per_cycle(),
+                    sample.allocations_per_cycle(),
                     sample.maxrss_kb,
                     sample.errors,
                     sample.leftover
@@ -626,7 +734,7 @@ fn main() {
         }
         println!("\n{}", scenario.label());
         println!(
-            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>12}{:>11}{:>9}{:>9}{:>7}{:>6}",
+            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>12}{:>11}{:>9}{:>11}{:>9}{:>7}{:>6}",
             "implementation",
             "cycles/s",
             "p50 us",
@@ -637,6 +745,7 @@ fn main() {
             "x(b) reps",
             "cpu us/cyc",
             "cpu x(a)",
+            "allocs/cyc",
             "rss MB",
             "errors",
             "left"
@@ -678,7 +787,7 @@ fn main() {
                 failures += 1;
             }
             println!(
-                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>12}{:>11.1}{:>9}{:>9.1}{:>7}{:>6}",
+                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>12}{:>11.1}{:>9}{:>11.1}{:>9.1}{:>7}{:>6}",
                 implementation.name(),
                 rate,
                 median_by(s, |x| f64::from(x.percentile(50.0))),
@@ -689,6 +798,7 @@ fn main() {
                 spread(s),
                 cpu,
                 ratio(cpu, cpu_a),
+                median_by(s, Sample::allocations_per_cycle),
                 s.iter().map(|x| x.maxrss_kb).max().unwrap_or(0) as f64 / 1024.0,
                 errors,
                 leftover
