@@ -192,7 +192,8 @@ impl FredBackend {
             .run(script, |invocation| {
                 // Built per invocation (fred takes them by value): no copy kept around
                 // for the rare NOSCRIPT retry.
-                let mut args = vec![Value::from(value)];
+                let mut args = Vec::with_capacity(2);
+                args.push(Value::from(value));
                 args.extend(millis.map(Value::from));
                 let keys = keys.to_vec();
                 async move {

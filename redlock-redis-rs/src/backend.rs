@@ -151,8 +151,9 @@ where
     ) -> Result<Option<bool>, BackendError> {
         let mut connection = self.connection.clone();
         let args = scripts::one_key_args(key, value, ttl);
-        let mut cmd = redis::cmd(&args[0]);
-        for arg in &args[1..] {
+        let size = args.iter().map(|arg| arg.len()).sum();
+        let mut cmd = Cmd::with_capacity(args.len(), size);
+        for arg in &args {
             cmd.arg(arg.as_ref());
         }
         let reply = cmd
@@ -249,6 +250,9 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_response_timeout(None)
 }
 
+/// The most digits a `u64` argument (key count, TTL in milliseconds) takes.
+const MAX_INTEGER_DIGITS: usize = 20;
+
 fn script_call(
     command: &str,
     script: &str,
@@ -256,8 +260,20 @@ fn script_call(
     value: &str,
     ttl: Option<Duration>,
 ) -> Cmd {
-    let mut cmd = redis::cmd(command);
-    cmd.arg(script).arg(keys.len()).arg(keys).arg(value);
+    // Sized up front: growing the buffers argument by argument costs several
+    // reallocations per request.
+    let args = 5 + keys.len();
+    let size = command.len()
+        + script.len()
+        + keys.iter().map(String::len).sum::<usize>()
+        + value.len()
+        + 2 * MAX_INTEGER_DIGITS;
+    let mut cmd = Cmd::with_capacity(args, size);
+    cmd.arg(command)
+        .arg(script)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(value);
     if let Some(ttl) = ttl {
         cmd.arg(scripts::ttl_millis(ttl));
     }
