@@ -116,16 +116,18 @@ enum Impl {
     RedisRs,
     RedisRsMux,
     Fred,
+    RawFred,
 }
 
 impl Impl {
     const ALL: [Self; 4] = [Self::RawAll, Self::RawQuorum, Self::RedisRs, Self::Fred];
-    const KNOWN: [Self; 5] = [
+    const KNOWN: [Self; 6] = [
         Self::RawAll,
         Self::RawQuorum,
         Self::RedisRs,
         Self::RedisRsMux,
         Self::Fred,
+        Self::RawFred,
     ];
 
     fn name(self) -> &'static str {
@@ -135,6 +137,7 @@ impl Impl {
             Self::RedisRs => "redlock-redis-rs",
             Self::RedisRsMux => "redis-rs (mux)",
             Self::Fred => "redlock-fred",
+            Self::RawFred => "raw-fred-quorum",
         }
     }
 
@@ -145,6 +148,7 @@ impl Impl {
             Self::RedisRs => "redis-rs",
             Self::RedisRsMux => "redis-rs-mux",
             Self::Fred => "fred",
+            Self::RawFred => "raw-fred",
         }
     }
 }
@@ -220,10 +224,42 @@ impl Sample {
 #[derive(Clone)]
 enum Locker {
     Raw {
-        connections: Arc<Vec<MultiplexedConnection>>,
+        masters: Arc<RawMasters>,
         at_quorum: bool,
     },
     Redlock(Redlock),
+}
+
+/// The raw floors' connections, one per master: bare redis-rs, or fred for a floor of
+/// the fred client itself (`--impls raw-fred`, at the quorum like (b)).
+enum RawMasters {
+    RedisRs(Vec<MultiplexedConnection>),
+    Fred(Vec<fred::clients::Client>),
+}
+
+impl RawMasters {
+    fn len(&self) -> usize {
+        match self {
+            Self::RedisRs(connections) => connections.len(),
+            Self::Fred(clients) => clients.len(),
+        }
+    }
+
+    fn acquire(&self, master: usize, keys: &Arc<Vec<String>>, value: &Arc<str>) -> Reply {
+        let (keys, value) = (Arc::clone(keys), Arc::clone(value));
+        match self {
+            Self::RedisRs(connections) => raw_acquire(connections[master].clone(), keys, value),
+            Self::Fred(clients) => fred_acquire(clients[master].clone(), keys, value),
+        }
+    }
+
+    fn release(&self, master: usize, keys: &Arc<Vec<String>>, value: &Arc<str>) -> Reply {
+        let (keys, value) = (Arc::clone(keys), Arc::clone(value));
+        match self {
+            Self::RedisRs(connections) => raw_release(connections[master].clone(), keys, value),
+            Self::Fred(clients) => fred_release(clients[master].clone(), keys, value),
+        }
+    }
 }
 
 fn new_value() -> String {
@@ -305,19 +341,67 @@ fn raw_release(
     })
 }
 
+/// fred's `SET key value NX PX ttl` on a client or a pipeline.
+async fn fred_set<C: fred::interfaces::KeysInterface + Sync>(
+    target: &C,
+    key: &str,
+    value: &str,
+) -> Result<fred::types::Value, fred::error::Error> {
+    use fred::types::{Expiration, SetOptions};
+    target
+        .set(
+            key,
+            value,
+            Some(Expiration::PX(TTL.as_millis() as i64)),
+            Some(SetOptions::NX),
+            false,
+        )
+        .await
+}
+
+/// One command for one key, a pipeline for several.
+fn fred_acquire(client: fred::clients::Client, keys: Arc<Vec<String>>, value: Arc<str>) -> Reply {
+    Box::pin(async move {
+        if let [key] = &keys[..] {
+            return fred_set(&client, key, &value)
+                .await
+                .is_ok_and(|reply| !reply.is_null());
+        }
+        let pipeline = client.pipeline();
+        for key in keys.iter() {
+            // Queued: the replies come from `try_all`.
+            let _ = fred_set(&pipeline, key, &value).await;
+        }
+        pipeline
+            .try_all::<fred::types::Value>()
+            .await
+            .iter()
+            .all(|reply| reply.as_ref().is_ok_and(|reply| !reply.is_null()))
+    })
+}
+
+fn fred_release(client: fred::clients::Client, keys: Arc<Vec<String>>, value: Arc<str>) -> Reply {
+    use fred::interfaces::LuaInterface;
+    Box::pin(async move {
+        client
+            .evalsha::<i64, _, _, _>(scripts::RELEASE.sha1(), keys.to_vec(), value.to_string())
+            .await
+            .is_ok()
+    })
+}
+
 /// One raw lock cycle; `false` when the lock was not granted. At the quorum, releases
 /// still unanswered go to `stragglers`, which later rounds drive to completion.
 async fn raw_cycle(
-    connections: &[MultiplexedConnection],
+    masters: &RawMasters,
     keys: &Arc<Vec<String>>,
     at_quorum: bool,
     stragglers: &mut Vec<Reply>,
 ) -> bool {
-    let quorum = connections.len() / 2 + 1;
+    let quorum = masters.len() / 2 + 1;
     let value: Arc<str> = new_value().into();
-    let mut acquires: Vec<Option<Reply>> = connections
-        .iter()
-        .map(|c| Some(raw_acquire(c.clone(), Arc::clone(keys), Arc::clone(&value))))
+    let mut acquires: Vec<Option<Reply>> = (0..masters.len())
+        .map(|master| Some(masters.acquire(master, keys, &value)))
         .collect();
     let granted = until(&mut acquires, quorum, !at_quorum, stragglers).await;
     // Acquires still unanswered are dropped before the releases start, as Redlock does:
@@ -325,9 +409,8 @@ async fn raw_cycle(
     // still waiting for room in the connection's queue is never sent. Kept alive, it
     // could be queued after its own release and leave its key behind.
     drop(acquires);
-    let mut releases: Vec<Option<Reply>> = connections
-        .iter()
-        .map(|c| Some(raw_release(c.clone(), Arc::clone(keys), Arc::clone(&value))))
+    let mut releases: Vec<Option<Reply>> = (0..masters.len())
+        .map(|master| Some(masters.release(master, keys, &value)))
         .collect();
     until(&mut releases, quorum, !at_quorum, stragglers).await;
     stragglers.extend(releases.into_iter().flatten());
@@ -346,11 +429,8 @@ async fn task(
     while Instant::now() < deadline {
         let start = Instant::now();
         let ok = match &locker {
-            Locker::Raw {
-                connections,
-                at_quorum,
-            } => loop {
-                if raw_cycle(connections, &keys, *at_quorum, &mut stragglers).await {
+            Locker::Raw { masters, at_quorum } => loop {
+                if raw_cycle(masters, &keys, *at_quorum, &mut stragglers).await {
                     break true;
                 }
                 if !contended || Instant::now() >= deadline {
@@ -430,8 +510,28 @@ async fn locker(implementation: Impl, cluster: &Cluster, contended: bool) -> Loc
                     .expect("SCRIPT LOAD");
             }
             Locker::Raw {
-                connections: Arc::new(connections),
+                masters: Arc::new(RawMasters::RedisRs(connections)),
                 at_quorum: implementation == Impl::RawQuorum,
+            }
+        }
+        Impl::RawFred => {
+            use fred::interfaces::{ClientLike, LuaInterface};
+            let mut clients = Vec::new();
+            for url in cluster.urls() {
+                let config = fred::types::config::Config::from_url(&url).expect("url");
+                let client = fred::types::Builder::from_config(config)
+                    .build()
+                    .expect("client");
+                client.init().await.expect("connect");
+                let _: String = client
+                    .script_load(scripts::RELEASE.source())
+                    .await
+                    .expect("SCRIPT LOAD");
+                clients.push(client);
+            }
+            Locker::Raw {
+                masters: Arc::new(RawMasters::Fred(clients)),
+                at_quorum: true,
             }
         }
         Impl::RedisRs => redlock(Redlock::builder(connect_all::<RedisRs>(cluster).await)),
@@ -602,7 +702,7 @@ fn options() -> Result<Options, String> {
                 options.reps = 1;
             }
             "--help" | "-h" => {
-                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--impls raw-all,raw-quorum,redis-rs,redis-rs-mux,fred] [--kinds single,resources,contended] [--json PATH]".into());
+                return Err("usage: bench [--quick] [--masters 1,3,5] [--tasks 1,16,64] [--duration-ms 2000] [--reps 3] [--impls raw-all,raw-quorum,redis-rs,redis-rs-mux,fred,raw-fred] [--kinds single,resources,contended] [--json PATH]".into());
             }
             other => return Err(format!("unknown option {other:?}")),
         }
