@@ -61,6 +61,8 @@ impl Drop for Held {
                 drift: Duration::ZERO,
                 attempt: 1,
                 wait: Wait::All,
+                // Its expiry is unknown here: a bounded window for re-sending.
+                settle_until: Instant::now().checked_add(Duration::from_secs(2)),
             };
             let round = quorum::round(&redlock, timer, &target, spec).await;
             tracing::debug!(resources = ?target.keys, stats = %round.stats, "released a dropped lock");
@@ -233,6 +235,7 @@ impl Lock {
                     drift,
                     attempt,
                     wait: Wait::Decision,
+                    settle_until: None,
                 };
                 let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 let verdict = round.verdict();
@@ -268,8 +271,11 @@ impl Lock {
     /// Returns once a quorum of backends confirmed that our keys are gone. Requests to
     /// the other backends were already sent; a background task on the runtime keeps
     /// driving them (not cancelled) until they are answered or the request timeout
-    /// passes. If the runtime shuts down first (e.g. `main` returns right after the
-    /// release), a master that had not answered yet may keep the keys until their TTL.
+    /// passes, and sends a release that failed or timed out on a backend (a dropped
+    /// connection, a client still reconnecting) again, up to three times within about a
+    /// second and never past the lock's expiration. If the runtime shuts down first
+    /// (e.g. `main` returns right after the release), a master that had not answered
+    /// yet may keep the keys until their TTL.
     /// Releasing a lock that already expired makes one round and reports
     /// [`expired`](ReleaseReport::expired); it is not retried.
     ///
@@ -308,6 +314,8 @@ impl Lock {
                     drift: Duration::ZERO,
                     attempt,
                     wait,
+                    // Past the expiration the keys are gone anyway.
+                    settle_until: Some(self.expiration),
                 };
                 let round = quorum::round(redlock, timer, &self.held.target, spec).await;
                 if round.verdict() == Verdict::Success {

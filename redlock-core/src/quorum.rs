@@ -8,8 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::future::{Either, join_all, select};
+
 use crate::{
-    backend::{BackendError, LockBackend},
+    backend::{BackendError, BackendErrorKind, LockBackend},
     redlock::Redlock,
     runtime::Timer,
     stats::{AttemptStats, Operation, Outcome, Vote},
@@ -179,7 +181,20 @@ pub(crate) struct Spec {
     pub(crate) drift: Duration,
     pub(crate) attempt: u32,
     pub(crate) wait: Wait,
+    /// Releases only: until when a release that failed or timed out on a backend is
+    /// re-sent in the background (see [`settle`]), normally the keys' expiry. `None`
+    /// for the cleanup between two acquire attempts: the next attempt reuses the value,
+    /// and a late re-send could delete the key it just set.
+    pub(crate) settle_until: Option<Instant>,
 }
+
+/// How many times a release that failed on a backend is re-sent in the background.
+const RELEASE_RESENDS: u32 = 3;
+
+/// The pause before the first re-send of a failed release; each later one waits four
+/// times longer (50, 200, 800 ms): long enough for a client to reconnect after a
+/// dropped connection.
+const FIRST_RESEND_PAUSE: Duration = Duration::from_millis(50);
 
 type Call = Pin<Box<dyn Future<Output = Result<Answer, BackendError>> + Send + 'static>>;
 
@@ -190,7 +205,8 @@ type Call = Pin<Box<dyn Future<Output = Result<Answer, BackendError>> + Send + '
 /// even when the first answers already decide the outcome. Requests still unanswered
 /// when the round is decided are not dropped (a client may discard the queued request
 /// of a dropped future): acquires and extends stay with the lock (see [`Straggler`]),
-/// releases are finished by a background task (see [`finish_releases`]).
+/// releases are finished, and failed ones re-sent, by a background task (see
+/// [`settle`]).
 pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec: Spec) -> Round {
     let backends = &redlock.backends;
     let n = backends.list.len();
@@ -261,8 +277,16 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     })
     .await;
     let elapsed = start.elapsed();
-    if !timed_out {
-        keep_stragglers(redlock, timer, target, spec, calls, start);
+    match spec.request {
+        Request::Release => settle_releases(redlock, timer, target, spec, calls, &votes, start),
+        Request::Acquire(_) | Request::Extend(_) if !timed_out => {
+            for (index, call) in calls.into_iter().enumerate() {
+                if let Some(call) = call {
+                    target.keep_straggler(index, call);
+                }
+            }
+        }
+        Request::Acquire(_) | Request::Extend(_) => {}
     }
     let validity = match spec.request {
         Request::Acquire(ttl) | Request::Extend(ttl) => ttl
@@ -297,62 +321,181 @@ pub(crate) async fn round(redlock: &Redlock, timer: Timer, target: &Target, spec
     }
 }
 
-/// Requests still unanswered when a round was decided: releases are finished in the
-/// background, acquires and extends are kept with the lock (see [`Straggler`]).
-fn keep_stragglers(
+/// Hands a release round's unfinished business to a background task (see [`settle`]):
+/// requests still unanswered at the decision, and (when `spec.settle_until` allows)
+/// backends where the release failed or timed out.
+fn settle_releases(
     redlock: &Redlock,
     timer: Timer,
     target: &Target,
     spec: Spec,
     calls: Vec<Option<Call>>,
+    votes: &[Vote],
     start: Instant,
 ) {
-    match spec.request {
-        Request::Release => {
-            let calls: Vec<Call> = calls.into_iter().flatten().collect();
-            if calls.is_empty() {
-                return;
-            }
-            let deadline = start.checked_add(spec.timeout).unwrap_or(start);
-            // The round's timer: `spawn` runs the task where that timer works.
-            let spawned = redlock
-                .runtime
-                .spawn(finish_releases(calls, timer, deadline));
-            if !spawned {
-                tracing::debug!(
-                    "no runtime to finish releases in the background; their keys expire with their TTL"
-                );
-            }
+    let resend_until = spec.settle_until.filter(|until| *until > Instant::now());
+    let deadline = start.checked_add(spec.timeout).unwrap_or(start);
+    let mut work = Vec::new();
+    for (index, (call, vote)) in calls.into_iter().zip(votes).enumerate() {
+        let unanswered = match (&vote.outcome, call) {
+            (Outcome::NoReply, Some(call)) => Some(call),
+            (Outcome::Failed(error), _) if resends(error.kind()) => None,
+            (Outcome::TimedOut(_), _) => None,
+            _ => continue,
+        };
+        if unanswered.is_none() && resend_until.is_none() {
+            continue;
         }
-        Request::Acquire(_) | Request::Extend(_) => {
-            for (index, call) in calls.into_iter().enumerate() {
-                if let Some(call) = call {
-                    target.keep_straggler(index, call);
-                }
-            }
-        }
+        work.push(Unsettled {
+            backend: Arc::clone(&redlock.backends.list[index]),
+            unanswered,
+        });
+    }
+    if work.is_empty() {
+        return;
+    }
+    let resend = Resend {
+        keys: Arc::clone(&target.keys),
+        value: Arc::clone(&target.value),
+        timeout: spec.timeout,
+        until: resend_until,
+    };
+    // The round's timer: `spawn` runs the task where that timer works.
+    let spawned = redlock.runtime.spawn(settle(work, resend, timer, deadline));
+    if !spawned {
+        tracing::debug!(
+            "no runtime to finish releases in the background; their keys expire with their TTL"
+        );
     }
 }
 
-/// Drives release requests a round stopped waiting for until each is answered or
-/// `deadline` (the round's request timeout) passes.
+/// A backend a release round left unsettled.
+struct Unsettled {
+    backend: Arc<dyn LockBackend>,
+    /// The round's request, still unanswered at the decision; `None` when it failed or
+    /// timed out.
+    unanswered: Option<Call>,
+}
+
+/// How failed releases are re-sent.
+struct Resend {
+    keys: Arc<Vec<String>>,
+    value: Arc<str>,
+    timeout: Duration,
+    /// No re-send starts after this; `None`: no re-sends.
+    until: Option<Instant>,
+}
+
+/// Whether a release that failed this way is worth sending again: the connection or
+/// the client may recover; a refused script or credentials will not.
+fn resends(kind: BackendErrorKind) -> bool {
+    matches!(
+        kind,
+        BackendErrorKind::Connection | BackendErrorKind::Timeout | BackendErrorKind::Other
+    )
+}
+
+/// Finishes what a release round left: drives unanswered requests until `deadline`
+/// (the round's request timeout), then re-sends releases that failed or timed out, up
+/// to [`RELEASE_RESENDS`] times with growing pauses and never after `resend.until`.
 ///
-/// They are not dropped at the decision: a client may only send a request, or its
-/// fallback (EVAL after NOSCRIPT), while the request's future is polled, and a master
-/// that never saw the release keeps the key until its TTL. Each call owns only its
-/// backend and the lock's keys and value, so this task keeps no `Redlock` alive, and
-/// it holds the backends at most until `deadline`.
-async fn finish_releases(mut calls: Vec<Call>, timer: Timer, deadline: Instant) {
-    let mut expired = pin!(timer.sleep(deadline.saturating_duration_since(Instant::now())));
-    poll_fn(|cx| {
-        calls.retain_mut(|call| call.as_mut().poll(cx).is_pending());
-        if calls.is_empty() || expired.as_mut().poll(cx).is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+/// Unanswered requests are not dropped at the decision: a client may only send a
+/// request, or its fallback (EVAL after NOSCRIPT), while the request's future is
+/// polled, and a master that never saw the release keeps the key until its TTL. Failed
+/// ones are sent again because a release lost with a dropped connection (its request
+/// written just before the drop, or refused while the client reconnects) would leave
+/// the key behind just the same. A release deletes only keys holding this lock's value,
+/// so sending it again is harmless. The task owns only the backends, keys and value, so
+/// it keeps no `Redlock` alive, and it ends after the request timeout plus at most
+/// three re-sends (about 1 to 3 s with the derived timeouts).
+async fn settle(work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline: Instant) {
+    // First the unanswered requests, all under the round's deadline (one timer).
+    let mut outcomes: Vec<Settled> = vec![Settled::Failed; work.len()];
+    let mut pending: Vec<(usize, Call)> = Vec::new();
+    let mut backends = Vec::with_capacity(work.len());
+    for (index, unsettled) in work.into_iter().enumerate() {
+        if let Some(call) = unsettled.unanswered {
+            pending.push((index, call));
         }
-    })
+        backends.push(unsettled.backend);
+    }
+    if !pending.is_empty() {
+        let mut expired = pin!(timer.sleep(deadline.saturating_duration_since(Instant::now())));
+        poll_fn(|cx| {
+            pending.retain_mut(|(index, call)| match call.as_mut().poll(cx) {
+                Poll::Ready(answer) => {
+                    outcomes[*index] = Settled::from_answer(&answer);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            if pending.is_empty() || expired.as_mut().poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        // Requests still unanswered here timed out: dropped, and sent again below.
+        drop(pending);
+    }
+    let Some(until) = resend.until else { return };
+    let resend = &resend;
+    join_all(
+        backends
+            .into_iter()
+            .zip(outcomes)
+            .filter(|(_, settled)| *settled == Settled::Failed)
+            .map(|(backend, _)| async move {
+                let mut pause = FIRST_RESEND_PAUSE;
+                for _ in 0..RELEASE_RESENDS {
+                    if Instant::now()
+                        .checked_add(pause)
+                        .is_none_or(|at| at >= until)
+                    {
+                        return;
+                    }
+                    timer.sleep(pause).await;
+                    pause = pause.saturating_mul(4);
+                    let settled = resend_once(&backend, resend, timer).await;
+                    tracing::debug!(backend = %backend.name(), ?settled, "release sent again");
+                    if settled != Settled::Failed {
+                        return;
+                    }
+                }
+            }),
+    )
     .await;
+}
+
+/// Sends the release to `backend` once more and waits for it up to the request timeout.
+async fn resend_once(backend: &Arc<dyn LockBackend>, resend: &Resend, timer: Timer) -> Settled {
+    let release = backend.release(&resend.keys, &resend.value);
+    let expired = pin!(timer.sleep(resend.timeout));
+    match select(release, expired).await {
+        Either::Left((answer, _)) => Settled::from_answer(&answer),
+        Either::Right(_) => Settled::Failed,
+    }
+}
+
+/// How a background release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Done,
+    /// Failed or timed out in a way worth another try.
+    Failed,
+    /// Failed in a way another try will not change.
+    GaveUp,
+}
+
+impl Settled {
+    fn from_answer<T>(answer: &Result<T, BackendError>) -> Self {
+        match answer {
+            Ok(_) => Self::Done,
+            Err(error) if resends(error.kind()) => Self::Failed,
+            Err(_) => Self::GaveUp,
+        }
+    }
 }
 
 /// One backend's request, owning what it needs so it can outlive the round.

@@ -202,6 +202,7 @@ impl Redlock {
                     drift,
                     attempt,
                     wait: Wait::Decision,
+                    settle_until: None,
                 };
                 let round = quorum::round(self, timer, &held.target, spec).await;
                 let verdict = round.verdict();
@@ -229,6 +230,14 @@ impl Redlock {
                     drift: Duration::ZERO,
                     attempt,
                     wait: Wait::All,
+                    // Between attempts the next one reuses the value (and counts a key
+                    // left by this cleanup as its own); after the last, failed releases
+                    // are sent again until the keys would have expired.
+                    settle_until: if retry {
+                        None
+                    } else {
+                        Instant::now().checked_add(ttl)
+                    },
                 };
                 let cleanup = quorum::round(self, timer, &held.target, spec);
                 if retry {

@@ -254,10 +254,11 @@ runtime_tests! {
         support::wait_until_free(rt, &masters, Duration::from_secs(2)).await;
     }
 
-    async fn an_unanswered_release_holds_its_backend_only_until_the_timeout(rt: Runtime) {
+    async fn an_unanswered_release_holds_its_backend_only_for_a_bounded_time(rt: Runtime) {
         // The lagging master answers after 2 s, long past the 200 ms request timeout: the
-        // background release gives up at the timeout and lets go of the backend, so the
-        // backends do not outlive their Redlock for long.
+        // background release gives up at the timeout, is sent again three times (after
+        // 50, 200 and 800 ms, each again cut at 200 ms) and then lets go of the backend,
+        // so the backends do not outlive their Redlock for long.
         let masters = masters(3);
         let lagging = Arc::new(Lagging { inner: masters[2].clone(), rt, lag: Duration::from_secs(2), releases_only: true });
         let alive = Arc::downgrade(&lagging);
@@ -274,10 +275,51 @@ runtime_tests! {
         assert!(alive.upgrade().is_some(), "the release to the lagging master was dropped at the quorum");
         let start = Instant::now();
         while alive.upgrade().is_some() {
-            assert!(start.elapsed() < Duration::from_secs(1), "the backends outlived the request timeout");
+            assert!(start.elapsed() < Duration::from_millis(2500), "the backends outlived the re-sends");
             sleep(rt, Duration::from_millis(10)).await;
         }
         assert!(masters[2].value("leak").is_some(), "the lagging release was never meant to land");
+    }
+
+    async fn a_release_that_failed_is_sent_again(rt: Runtime) {
+        // m0's release fails (a dropped connection) after the quorum confirmed: its key
+        // would stay until the TTL. Once the master is reachable again, the background
+        // re-send deletes it.
+        let masters = masters(5);
+        let redlock = builder(rt, &masters).build().unwrap();
+        let lock = redlock.acquire(["blip"], Duration::from_secs(30)).await.unwrap();
+        masters[0].set_fault(Some(Fault::FailReleases));
+        lock.release().await.unwrap();
+        assert!(masters[0].value("blip").is_some());
+        sleep(rt, Duration::from_millis(20)).await;
+        masters[0].set_fault(None);
+        support::wait_until_free(rt, &masters, Duration::from_secs(2)).await;
+        assert!(masters[0].calls().release >= 2);
+    }
+
+    async fn cleanups_between_attempts_are_not_sent_again(rt: Runtime) {
+        // The cleanup after the failed first attempt fails on m0, whose key the second
+        // attempt then counts as its own (same value). Re-sending that cleanup later would
+        // delete the granted lock's key on m0: it must not happen.
+        let masters = masters(3);
+        masters[0].set_fault(Some(Fault::FailReleases));
+        masters[1].hold("again", Duration::from_millis(150));
+        masters[2].set_fault(Some(Fault::Error));
+        let redlock = builder(rt, &masters)
+            .retry_count(8)
+            .retry_delay(Duration::from_millis(60))
+            .retry_jitter(Duration::ZERO)
+            .build()
+            .unwrap();
+        let lock = redlock.acquire(["again"], Duration::from_secs(10)).await.unwrap();
+        assert!(lock.stats().attempt > 1, "the first attempt should have failed");
+        masters[0].set_fault(None);
+        // Past every re-send pause (50 + 200 + 800 ms).
+        sleep(rt, Duration::from_millis(1300)).await;
+        assert_eq!(masters[0].value("again").as_deref(), Some(lock.value()));
+        assert_eq!(masters[1].value("again").as_deref(), Some(lock.value()));
+        lock.release().await.unwrap();
+        assert!(no_keys_left(&masters));
     }
 
     async fn a_cancelled_release_is_finished_in_the_background(rt: Runtime) {
