@@ -349,6 +349,7 @@ fn settle_releases(
         work.push(Unsettled {
             backend: Arc::clone(&redlock.backends.list[index]),
             unanswered,
+            settled: Settled::Failed,
         });
     }
     if work.is_empty() {
@@ -372,9 +373,11 @@ fn settle_releases(
 /// A backend a release round left unsettled.
 struct Unsettled {
     backend: Arc<dyn LockBackend>,
-    /// The round's request, still unanswered at the decision; `None` when it failed or
-    /// timed out.
+    /// The round's request while it is unanswered; `None` when it failed, timed out or
+    /// (in [`settle`]) was answered.
     unanswered: Option<Call>,
+    /// How it ended so far: [`Settled::Failed`] until answered.
+    settled: Settled,
 }
 
 /// How failed releases are re-sent.
@@ -408,57 +411,49 @@ fn resends(kind: BackendErrorKind) -> bool {
 /// so sending it again is harmless. The task owns only the backends, keys and value, so
 /// it keeps no `Redlock` alive, and it ends after the request timeout plus at most
 /// three re-sends (about 1 to 3 s with the derived timeouts).
-async fn settle(work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline: Instant) {
+async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline: Instant) {
     // First the unanswered requests, all under the round's deadline (one timer).
-    let mut outcomes: Vec<Settled> = vec![Settled::Failed; work.len()];
-    let mut pending: Vec<(usize, Call)> = Vec::new();
-    let mut backends = Vec::with_capacity(work.len());
-    for (index, unsettled) in work.into_iter().enumerate() {
-        if let Some(call) = unsettled.unanswered {
-            pending.push((index, call));
-        }
-        backends.push(unsettled.backend);
-    }
-    if !pending.is_empty() {
+    if work.iter().any(|unsettled| unsettled.unanswered.is_some()) {
         let mut expired = pin!(timer.sleep(deadline.saturating_duration_since(Instant::now())));
         poll_fn(|cx| {
-            pending.retain_mut(|(index, call)| match call.as_mut().poll(cx) {
-                Poll::Ready(answer) => {
-                    outcomes[*index] = Settled::from_answer(&answer);
-                    false
+            let mut waiting = false;
+            for unsettled in &mut work {
+                let Some(call) = &mut unsettled.unanswered else {
+                    continue;
+                };
+                match call.as_mut().poll(cx) {
+                    Poll::Ready(answer) => {
+                        unsettled.settled = Settled::from_answer(&answer);
+                        unsettled.unanswered = None;
+                    }
+                    Poll::Pending => waiting = true,
                 }
-                Poll::Pending => true,
-            });
-            if pending.is_empty() || expired.as_mut().poll(cx).is_ready() {
+            }
+            if !waiting || expired.as_mut().poll(cx).is_ready() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
             }
         })
         .await;
-        // Requests still unanswered here timed out: dropped, and sent again below.
-        drop(pending);
     }
     let Some(until) = resend.until else { return };
     let resend = &resend;
+    // Requests still unanswered timed out: dropped here, and sent again.
     join_all(
-        backends
-            .into_iter()
-            .zip(outcomes)
-            .filter(|(_, settled)| *settled == Settled::Failed)
-            .map(|(backend, _)| async move {
+        work.into_iter()
+            .filter(|unsettled| unsettled.settled == Settled::Failed)
+            .map(|unsettled| async move {
+                drop(unsettled.unanswered);
                 let mut pause = FIRST_RESEND_PAUSE;
                 for _ in 0..RELEASE_RESENDS {
-                    if Instant::now()
-                        .checked_add(pause)
-                        .is_none_or(|at| at >= until)
-                    {
+                    if Instant::now().checked_add(pause).is_none_or(|at| at >= until) {
                         return;
                     }
                     timer.sleep(pause).await;
                     pause = pause.saturating_mul(4);
-                    let settled = resend_once(&backend, resend, timer).await;
-                    tracing::debug!(backend = %backend.name(), ?settled, "release sent again");
+                    let settled = resend_once(&unsettled.backend, resend, timer).await;
+                    tracing::debug!(backend = %unsettled.backend.name(), ?settled, "release sent again");
                     if settled != Settled::Failed {
                         return;
                     }
