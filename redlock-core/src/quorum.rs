@@ -349,7 +349,7 @@ fn settle_releases(
         work.push(Unsettled {
             backend: Arc::clone(&redlock.backends.list[index]),
             unanswered,
-            settled: Settled::Failed,
+            resend: true,
         });
     }
     if work.is_empty() {
@@ -376,8 +376,9 @@ struct Unsettled {
     /// The round's request while it is unanswered; `None` when it failed, timed out or
     /// (in [`settle`]) was answered.
     unanswered: Option<Call>,
-    /// How it ended so far: [`Settled::Failed`] until answered.
-    settled: Settled,
+    /// Whether to send the release again: until the request is answered, and after an
+    /// answer that [`worth_resending`] says so.
+    resend: bool,
 }
 
 /// How failed releases are re-sent.
@@ -423,7 +424,7 @@ async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline
                 };
                 match call.as_mut().poll(cx) {
                     Poll::Ready(answer) => {
-                        unsettled.settled = Settled::from_answer(&answer);
+                        unsettled.resend = worth_resending(&answer);
                         unsettled.unanswered = None;
                     }
                     Poll::Pending => waiting = true,
@@ -442,7 +443,7 @@ async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline
     // Requests still unanswered timed out: dropped here, and sent again.
     join_all(
         work.into_iter()
-            .filter(|unsettled| unsettled.settled == Settled::Failed)
+            .filter(|unsettled| unsettled.resend)
             .map(|unsettled| async move {
                 drop(unsettled.unanswered);
                 let mut pause = FIRST_RESEND_PAUSE;
@@ -452,9 +453,9 @@ async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline
                     }
                     timer.sleep(pause).await;
                     pause = pause.saturating_mul(4);
-                    let settled = resend_once(&unsettled.backend, resend, timer).await;
-                    tracing::debug!(backend = %unsettled.backend.name(), ?settled, "release sent again");
-                    if settled != Settled::Failed {
+                    let again = resend_once(&unsettled.backend, resend, timer).await;
+                    tracing::debug!(backend = %unsettled.backend.name(), again, "release sent again");
+                    if !again {
                         return;
                     }
                 }
@@ -463,34 +464,21 @@ async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline
     .await;
 }
 
-/// Sends the release to `backend` once more and waits for it up to the request timeout.
-async fn resend_once(backend: &Arc<dyn LockBackend>, resend: &Resend, timer: Timer) -> Settled {
+/// Sends the release to `backend` once more and waits for it up to the request timeout;
+/// `true` when it is worth sending again (see [`worth_resending`]; a timeout is).
+async fn resend_once(backend: &Arc<dyn LockBackend>, resend: &Resend, timer: Timer) -> bool {
     let release = backend.release(&resend.keys, &resend.value);
     let expired = pin!(timer.sleep(resend.timeout));
     match select(release, expired).await {
-        Either::Left((answer, _)) => Settled::from_answer(&answer),
-        Either::Right(_) => Settled::Failed,
+        Either::Left((answer, _)) => worth_resending(&answer),
+        Either::Right(_) => true,
     }
 }
 
-/// How a background release ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
-    Done,
-    /// Failed or timed out in a way worth another try.
-    Failed,
-    /// Failed in a way another try will not change.
-    GaveUp,
-}
-
-impl Settled {
-    fn from_answer<T>(answer: &Result<T, BackendError>) -> Self {
-        match answer {
-            Ok(_) => Self::Done,
-            Err(error) if resends(error.kind()) => Self::Failed,
-            Err(_) => Self::GaveUp,
-        }
-    }
+/// Whether a release answered this way is worth sending again: it failed in a way the
+/// connection or client may recover from ([`resends`]).
+fn worth_resending<T>(answer: &Result<T, BackendError>) -> bool {
+    answer.as_ref().is_err_and(|error| resends(error.kind()))
 }
 
 /// One backend's request, owning what it needs so it can outlive the round.

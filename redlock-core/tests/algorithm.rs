@@ -16,8 +16,8 @@ use std::{
 use futures_util::future::{Either, select};
 
 use redlock_core::{
-    BackendError, InvalidInput, LockBackend, LockError, MemoryBackend, Outcome, Redlock, Runtime,
-    memory::Fault,
+    BackendError, InvalidInput, Lock, LockBackend, LockError, MemoryBackend, Outcome, Redlock,
+    Runtime, memory::Fault,
 };
 use support::{builder, masters, no_keys_left, sleep};
 
@@ -161,6 +161,32 @@ fn heal(masters: &[MemoryBackend], key: &str) {
     }
 }
 
+/// Three masters where the first acquire attempt fails and leaves our key behind: m0
+/// grants but cannot release (our key stays), m1 is held by another client for a short
+/// while, m2 is down. Once m1 frees up, the quorum needs m0's vote, so the lock granted
+/// by a later attempt counts our own leftover as ours. m0 still fails releases.
+async fn acquire_over_own_leftover(rt: Runtime, key: &str) -> (Vec<MemoryBackend>, Lock) {
+    let masters = masters(3);
+    masters[0].set_fault(Some(Fault::FailReleases));
+    masters[1].hold(key, Duration::from_millis(150));
+    masters[2].set_fault(Some(Fault::Error));
+    let redlock = builder(rt, &masters)
+        .retry_count(8)
+        .retry_delay(Duration::from_millis(60))
+        .retry_jitter(Duration::ZERO)
+        .build()
+        .unwrap();
+    let lock = redlock
+        .acquire([key], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        lock.stats().attempt > 1,
+        "the first attempt should have failed"
+    );
+    (masters, lock)
+}
+
 runtime_tests! {
     async fn quorum_matrix_n1_to_n5(rt: Runtime) {
         let mut cases = 0;
@@ -301,18 +327,7 @@ runtime_tests! {
         // The cleanup after the failed first attempt fails on m0, whose key the second
         // attempt then counts as its own (same value). Re-sending that cleanup later would
         // delete the granted lock's key on m0: it must not happen.
-        let masters = masters(3);
-        masters[0].set_fault(Some(Fault::FailReleases));
-        masters[1].hold("again", Duration::from_millis(150));
-        masters[2].set_fault(Some(Fault::Error));
-        let redlock = builder(rt, &masters)
-            .retry_count(8)
-            .retry_delay(Duration::from_millis(60))
-            .retry_jitter(Duration::ZERO)
-            .build()
-            .unwrap();
-        let lock = redlock.acquire(["again"], Duration::from_secs(10)).await.unwrap();
-        assert!(lock.stats().attempt > 1, "the first attempt should have failed");
+        let (masters, lock) = acquire_over_own_leftover(rt, "again").await;
         masters[0].set_fault(None);
         // Past every re-send pause (50 + 200 + 800 ms).
         sleep(rt, Duration::from_millis(1300)).await;
@@ -554,21 +569,7 @@ runtime_tests! {
     }
 
     async fn retries_are_not_blocked_by_our_own_leftovers(rt: Runtime) {
-        // m0 grants but cannot release (our key stays), m1 is held by another client for
-        // a short while, m2 is down. Once m1 frees up, the quorum needs m0's vote: it must
-        // count our own leftover as ours.
-        let masters = masters(3);
-        masters[0].set_fault(Some(Fault::FailReleases));
-        masters[1].hold("leftover", Duration::from_millis(150));
-        masters[2].set_fault(Some(Fault::Error));
-        let redlock = builder(rt, &masters)
-            .retry_count(8)
-            .retry_delay(Duration::from_millis(60))
-            .retry_jitter(Duration::ZERO)
-            .build()
-            .unwrap();
-        let lock = redlock.acquire(["leftover"], Duration::from_secs(10)).await.unwrap();
-        assert!(lock.stats().attempt > 1, "the first attempt should have failed");
+        let (masters, lock) = acquire_over_own_leftover(rt, "leftover").await;
         assert_eq!(masters[0].value("leftover").as_deref(), Some(lock.value()));
         masters[0].set_fault(None);
         lock.release().await.unwrap();

@@ -609,6 +609,15 @@ async fn measure(
         sample.latencies_us.extend(latencies);
     }
     sample.latencies_us.sort_unstable();
+    // fred clients keep their connection task running until they quit.
+    if let Locker::Raw { masters, .. } = &locker
+        && let RawMasters::Fred(clients) = &**masters
+    {
+        use fred::interfaces::ClientLike;
+        for client in clients {
+            let _ = client.quit().await;
+        }
+    }
     drop(locker);
     // Releases already returned; requests to the remaining masters get up to two
     // seconds to land (as in the tests' `assert_no_keys`).
