@@ -683,7 +683,9 @@ runtime_tests! {
         let error = lock.release().await.unwrap_err();
         assert!(matches!(error, LockError::Unavailable { .. }), "{error}");
         assert!(start.elapsed() < Duration::from_millis(100), "{:?}", start.elapsed());
-        assert_eq!(masters[0].calls().release, 2);
+        // One round: counted by the error, since the dropped lock's background release
+        // (its handle is gone unreleased) may already have reached the masters too.
+        assert_eq!(error.attempts().unwrap().total, 1);
     }
 
     async fn multi_resource_locks_exclude_overlapping_sets(rt: Runtime) {
