@@ -90,6 +90,11 @@ adapter_suite! {
             .using_outcome(["report"], TTL, |signal| {
                 let cluster = &cluster;
                 async move {
+                    // The grant was decided at the quorum: wait until the last master's
+                    // acquire landed too, or it could re-create the key deleted below.
+                    while cluster.servers().iter().any(|server| server.get("report").is_none()) {
+                        runtimes::sleep(rt, Duration::from_millis(2)).await;
+                    }
                     // One master loses the key, another has it overwritten by someone else.
                     let _: () = cluster.server(0).command(&["DEL", "report"]).unwrap();
                     let _: () = cluster.server(1).command(&["SET", "report", "intruder", "PX", "60000"]).unwrap();
