@@ -25,7 +25,10 @@ use std::{
 };
 
 use futures_util::future::join_all;
-use nix::sys::resource::{UsageWho, getrusage};
+use nix::{
+    sys::resource::{UsageWho, getrusage},
+    unistd::{SysconfVar, sysconf},
+};
 use rand::RngCore;
 use redis::aio::MultiplexedConnection;
 use redlock_core::{Redlock, RedlockBuilder, scripts};
@@ -183,6 +186,9 @@ struct Sample {
     errors: u64,
     seconds: f64,
     cpu_seconds: f64,
+    /// CPU time the masters' processes used meanwhile, summed (`None` where it
+    /// cannot be read).
+    masters_cpu_seconds: Option<f64>,
     allocations: u64,
     latencies_us: Vec<u32>,
     leftover: usize,
@@ -199,6 +205,14 @@ impl Sample {
             0.0
         } else {
             self.cpu_seconds * 1e6 / self.cycles as f64
+        }
+    }
+
+    /// The masters' CPU time per cycle, summed over the masters; NaN when unknown.
+    fn masters_us_per_cycle(&self) -> f64 {
+        match self.masters_cpu_seconds {
+            Some(seconds) if self.cycles > 0 => seconds * 1e6 / self.cycles as f64,
+            _ => f64::NAN,
         }
     }
 
@@ -472,6 +486,25 @@ fn cpu_seconds() -> f64 {
         + system.tv_usec() as f64 / 1e6
 }
 
+/// CPU time (user + system) the masters' processes have used so far, from
+/// `/proc/<pid>/stat`; `None` where that cannot be read (not Linux, a server stopped).
+fn masters_cpu_seconds(cluster: &Cluster) -> Option<f64> {
+    let ticks = sysconf(SysconfVar::CLK_TCK).ok()?? as f64;
+    cluster
+        .servers()
+        .iter()
+        .map(|server| {
+            let stat = fs::read_to_string(format!("/proc/{}/stat", server.pid()?)).ok()?;
+            // The fields after the command name (which may hold spaces) start with the
+            // third; utime and stime are the 14th and 15th.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks_used =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some(ticks_used as f64 / ticks)
+        })
+        .sum()
+}
+
 fn maxrss_kb() -> i64 {
     getrusage(UsageWho::RUSAGE_SELF)
         .map(|usage| usage.max_rss())
@@ -580,6 +613,7 @@ async fn measure(
     .await;
 
     let cpu_before = cpu_seconds();
+    let masters_before = masters_cpu_seconds(cluster);
     let allocations_before = counting::allocations();
     let start = Instant::now();
     let deadline = start + duration;
@@ -594,10 +628,14 @@ async fn measure(
     .await;
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
+    let masters_cpu = masters_before
+        .zip(masters_cpu_seconds(cluster))
+        .map(|(before, after)| after - before);
     let allocations = counting::allocations() - allocations_before;
     let mut sample = Sample {
         seconds,
         cpu_seconds: cpu,
+        masters_cpu_seconds: masters_cpu,
         allocations,
         maxrss_kb: maxrss_kb(),
         ..Sample::default()
@@ -633,6 +671,24 @@ async fn measure(
         server.flush();
     }
     sample
+}
+
+/// One decimal, or `-` for an unknown (NaN) value.
+fn fixed(value: f64) -> String {
+    if value.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// A JSON number, or `null` for an unknown (NaN) value.
+fn json_number(value: f64) -> String {
+    if value.is_nan() {
+        "null".to_owned()
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 fn median_by<F: Fn(&Sample) -> f64>(samples: &[Sample], f: F) -> f64 {
@@ -820,7 +876,7 @@ fn main() {
                 ));
                 let _ = writeln!(
                     json,
-                    "{{\"scenario\":\"{}\",\"impl\":\"{}\",\"masters\":{},\"tasks\":{},\"resources\":{},\"contended\":{},\"rep\":{},\"cycles_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"cpu_us_per_cycle\":{:.2},\"allocs_per_cycle\":{:.1},\"maxrss_kb\":{},\"errors\":{},\"leftover_keys\":{}}}",
+                    "{{\"scenario\":\"{}\",\"impl\":\"{}\",\"masters\":{},\"tasks\":{},\"resources\":{},\"contended\":{},\"rep\":{},\"cycles_per_s\":{:.1},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"cpu_us_per_cycle\":{:.2},\"masters_cpu_us_per_cycle\":{},\"allocs_per_cycle\":{:.1},\"maxrss_kb\":{},\"errors\":{},\"leftover_keys\":{}}}",
                     scenario.label(),
                     implementation.key(),
                     scenario.masters,
@@ -833,6 +889,7 @@ fn main() {
                     sample.percentile(99.0),
                     sample.percentile(100.0),
                     sample.cpu_us_per_cycle(),
+                    json_number(sample.masters_us_per_cycle()),
                     sample.allocations_per_cycle(),
                     sample.maxrss_kb,
                     sample.errors,
@@ -843,7 +900,7 @@ fn main() {
         }
         println!("\n{}", scenario.label());
         println!(
-            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>12}{:>11}{:>9}{:>11}{:>9}{:>7}{:>6}",
+            "  {:<18}{:>11}{:>9}{:>9}{:>9}{:>8}{:>8}{:>12}{:>11}{:>9}{:>11}{:>11}{:>9}{:>7}{:>6}",
             "implementation",
             "cycles/s",
             "p50 us",
@@ -854,6 +911,7 @@ fn main() {
             "x(b) reps",
             "cpu us/cyc",
             "cpu x(a)",
+            "srv us/cyc",
             "allocs/cyc",
             "rss MB",
             "errors",
@@ -896,7 +954,7 @@ fn main() {
                 failures += 1;
             }
             println!(
-                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>12}{:>11.1}{:>9}{:>11.1}{:>9.1}{:>7}{:>6}",
+                "  {:<18}{:>11.0}{:>9.0}{:>9.0}{:>9.0}{:>8}{:>8}{:>12}{:>11.1}{:>9}{:>11}{:>11.1}{:>9.1}{:>7}{:>6}",
                 implementation.name(),
                 rate,
                 median_by(s, |x| f64::from(x.percentile(50.0))),
@@ -907,6 +965,7 @@ fn main() {
                 spread(s),
                 cpu,
                 ratio(cpu, cpu_a),
+                fixed(median_by(s, Sample::masters_us_per_cycle)),
                 median_by(s, Sample::allocations_per_cycle),
                 s.iter().map(|x| x.maxrss_kb).max().unwrap_or(0) as f64 / 1024.0,
                 errors,
@@ -915,22 +974,38 @@ fn main() {
         }
         if scenario.resources > 1 {
             println!(
-                "  cost of {} resources vs 1 (cycles/s of R=1 over R={}, each repetition measured back to back):",
+                "  cost of {} resources vs 1 (R={} over R=1, each repetition measured back to back; median and range):",
                 scenario.resources, scenario.resources
             );
+            println!(
+                "    {:<18}{:>19}{:>21}{:>21}",
+                "", "time per cycle", "client CPU/cycle", "masters' CPU/cycle"
+            );
             for (i, &implementation) in options.impls.iter().enumerate() {
-                let mut ratios: Vec<f64> = paired[i]
-                    .iter()
-                    .zip(&samples[i])
-                    .map(|(one, many)| one.rate() / many.rate())
-                    .collect();
-                ratios.sort_by(f64::total_cmp);
+                let paired_ratio = |f: fn(&Sample) -> f64| {
+                    let mut ratios: Vec<f64> = paired[i]
+                        .iter()
+                        .zip(&samples[i])
+                        .map(|(one, many)| f(many) / f(one))
+                        .filter(|ratio| ratio.is_finite())
+                        .collect();
+                    if ratios.is_empty() {
+                        return "-".to_owned();
+                    }
+                    ratios.sort_by(f64::total_cmp);
+                    format!(
+                        "{:.2} ({:.2}-{:.2})",
+                        ratios[ratios.len() / 2],
+                        ratios[0],
+                        ratios[ratios.len() - 1]
+                    )
+                };
                 println!(
-                    "    {:<18} median {:.2}  range {:.2}-{:.2}",
+                    "    {:<18}{:>19}{:>21}{:>21}",
                     implementation.name(),
-                    ratios[ratios.len() / 2],
-                    ratios[0],
-                    ratios[ratios.len() - 1]
+                    paired_ratio(|x| 1.0 / x.rate()),
+                    paired_ratio(Sample::cpu_us_per_cycle),
+                    paired_ratio(Sample::masters_us_per_cycle)
                 );
             }
         }
