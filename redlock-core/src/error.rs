@@ -42,7 +42,8 @@ pub enum LockError {
     #[error("the lock has already expired")]
     Expired,
     /// The lock is no longer held: enough backends answered that the keys no longer
-    /// hold our value that no quorum is possible.
+    /// hold our value that no quorum is possible, or (with no attempts) the lock was
+    /// released through another of its handles.
     #[error("the lock is no longer held ({attempts})")]
     Lost {
         /// The attempts made.

@@ -38,6 +38,11 @@ impl Held {
     pub(crate) fn mark_released(&self) {
         self.released.store(true, Ordering::Release);
     }
+
+    /// Whether a release of this lock (through any of its handles) reached a quorum.
+    fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Held {
@@ -164,13 +169,25 @@ impl Lock {
         self.ttl
     }
 
-    /// The validity left (zero once expired).
+    /// The validity left: zero once expired, and zero once the lock was released
+    /// through any of its handles (this one is consumed by
+    /// [`release`](Self::release); the handle it was extended from, or one extended
+    /// from it, may still be around).
     pub fn remaining(&self) -> Duration {
+        if self.held.is_released() {
+            return Duration::ZERO;
+        }
         self.expiration.saturating_duration_since(Instant::now())
     }
 
-    /// Whether the validity has run out.
+    /// Whether the lock no longer protects its resources: its validity ran out, or it
+    /// was released through another handle (see [`remaining`](Self::remaining)).
     pub fn is_expired(&self) -> bool {
+        self.held.is_released() || self.past_expiration()
+    }
+
+    /// Whether the validity has run out by the clock (whether or not released).
+    fn past_expiration(&self) -> bool {
         Instant::now() >= self.expiration
     }
 
@@ -197,7 +214,8 @@ impl Lock {
     /// # Errors
     ///
     /// - [`LockError::Expired`] when the lock expired already (nothing is sent);
-    /// - [`LockError::Lost`] when enough backends no longer hold our value;
+    /// - [`LockError::Lost`] when enough backends no longer hold our value, or (with no
+    ///   attempts, nothing sent) when the lock was released through another handle;
     /// - [`LockError::Unavailable`] or [`LockError::ValidityExhausted`] otherwise.
     pub async fn extend(&self, ttl: Duration) -> Result<Lock, LockError> {
         self.extend_inner(ttl, self.held.redlock.settings.retry_count)
@@ -217,7 +235,13 @@ impl Lock {
         let redlock = &self.held.redlock;
         redlock.settings.validate_ttl(ttl)?;
         let timer = redlock.timer()?;
-        if self.is_expired() {
+        if self.held.is_released() {
+            // Released through another handle: the keys are gone, nothing is sent.
+            return Err(LockError::Lost {
+                attempts: Attempts::new(),
+            });
+        }
+        if self.past_expiration() {
             return Err(LockError::Expired);
         }
         let span = tracing::debug_span!("redlock.extend", resources = ?self.held.target.keys, ?ttl);
@@ -298,7 +322,7 @@ impl Lock {
     pub(crate) async fn release_inner(self, wait: Wait) -> Result<ReleaseReport, LockError> {
         let redlock = &self.held.redlock;
         let timer = redlock.timer()?;
-        let expired = self.is_expired();
+        let expired = self.past_expiration();
         let span =
             tracing::debug_span!("redlock.release", resources = ?self.held.target.keys, expired);
         async {

@@ -1,8 +1,8 @@
 //! [`Redlock`], the lock manager, and [`RedlockBuilder`].
 
-use std::{fmt, sync::Arc, time::Duration, time::Instant};
+use std::{fmt, pin::pin, sync::Arc, time::Duration, time::Instant};
 
-use futures_util::future::join;
+use futures_util::future::{Either, join, select};
 use tracing::Instrument;
 
 use crate::{
@@ -57,6 +57,10 @@ impl fmt::Debug for Redlock {
 
 impl Redlock {
     /// A manager over `backends` with default [`Settings`] and a detected runtime.
+    ///
+    /// The backends are of one type; to mix clients (some masters through redis-rs,
+    /// some through fred), pass `Box<dyn LockBackend>` or `Arc<dyn LockBackend>` items,
+    /// or add them one by one with [`RedlockBuilder::backend`].
     ///
     /// # Errors
     ///
@@ -198,7 +202,10 @@ impl Redlock {
                 attempt += 1;
                 let spec = Spec {
                     request: Request::Acquire(ttl),
-                    timeout,
+                    // An attempt in flight is cut short at the deadline.
+                    timeout: deadline.map_or(timeout, |deadline| {
+                        timeout.min(deadline.saturating_duration_since(Instant::now()))
+                    }),
                     drift,
                     attempt,
                     wait: Wait::Decision,
@@ -242,12 +249,40 @@ impl Redlock {
                 let cleanup = quorum::round(self, timer, &held.target, spec);
                 if retry {
                     join(cleanup, timer.sleep(pause)).await;
-                } else {
-                    cleanup.await;
-                    held.mark_released();
-                    tracing::debug!(attempts = attempts.total, ?verdict, "acquire failed");
-                    return Err(failure(verdict, attempts, false));
+                    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                        // The cleanup outlasted the deadline (backends slow to answer).
+                        // It ran; dropping `held` releases once more in the background.
+                        attempts.deadline_reached = true;
+                        return Err(failure(verdict, attempts, false));
+                    }
+                    continue;
                 }
+                let cleaned = match deadline {
+                    None => {
+                        cleanup.await;
+                        true
+                    }
+                    // The caller gets the error at the deadline; a cleanup not finished
+                    // by then is dropped, and dropping `held` (not marked released)
+                    // runs it again in the background, as for a dropped `acquire`.
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        matches!(
+                            select(pin!(cleanup), pin!(timer.sleep(left))).await,
+                            Either::Left(_)
+                        )
+                    }
+                };
+                if cleaned {
+                    held.mark_released();
+                }
+                tracing::debug!(
+                    attempts = attempts.total,
+                    ?verdict,
+                    cleaned,
+                    "acquire failed"
+                );
+                return Err(failure(verdict, attempts, false));
             }
         }
         .instrument(span)
@@ -358,7 +393,12 @@ impl RedlockBuilder {
         self
     }
 
-    /// A deadline for a whole `acquire`, retries included.
+    /// A deadline for a whole `acquire`, retries included: `acquire` returns by then.
+    ///
+    /// An attempt still in flight at the deadline counts the backends that have not
+    /// answered as timed out, no retry starts whose pause would end after it, and a
+    /// cleanup of the last attempt still running then is finished in the background
+    /// (as for a dropped `acquire`). `try_acquire` ignores it.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.settings.acquire_timeout = Some(timeout);
         self

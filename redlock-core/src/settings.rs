@@ -30,8 +30,9 @@ pub struct Settings {
     /// Per-request timeout; `None` derives it from the TTL (see
     /// [`Settings::request_timeout_for`]).
     pub request_timeout: Option<Duration>,
-    /// Deadline for a whole `acquire`, retries included; `None` bounds it by
-    /// `retry_count` only.
+    /// Deadline for a whole `acquire`, retries included (see
+    /// [`RedlockBuilder::acquire_timeout`](crate::RedlockBuilder::acquire_timeout));
+    /// `None` bounds it by `retry_count` only.
     pub acquire_timeout: Option<Duration>,
     /// `using` stops extending (and signals the routine) once the lock has been held
     /// this long; `None` for no cap.

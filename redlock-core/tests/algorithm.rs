@@ -19,7 +19,7 @@ use redlock_core::{
     BackendError, InvalidInput, Lock, LockBackend, LockError, MemoryBackend, Outcome, Redlock,
     Runtime, memory::Fault,
 };
-use support::{builder, masters, no_keys_left, sleep};
+use support::{builder, keys_everywhere, masters, no_keys_left, sleep};
 
 /// How one master behaves in one attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -611,6 +611,95 @@ runtime_tests! {
         assert!(masters[0].value("ext").is_some(), "dropping the old handle released the lock");
         longer.release().await.unwrap();
         assert!(no_keys_left(&masters));
+    }
+
+    async fn a_released_lock_is_not_valid_through_its_other_handles(rt: Runtime) {
+        let masters = masters(3);
+        let redlock = builder(rt, &masters).build().unwrap();
+        let ttl = Duration::from_secs(10);
+        let lock = redlock.acquire(["sib"], ttl).await.unwrap();
+        let extended = lock.extend(ttl).await.unwrap();
+        assert!(!lock.is_expired() && lock.remaining() > Duration::from_secs(5));
+        extended.release().await.unwrap();
+        assert_eq!(lock.remaining(), Duration::ZERO);
+        assert!(lock.is_expired());
+        let other = redlock.try_acquire(["sib"], ttl).await.unwrap();
+        // Extending the old handle sends nothing and says the lock is gone.
+        let error = lock.extend(ttl).await.unwrap_err();
+        assert!(matches!(error, LockError::Lost { .. }), "{error:?}");
+        for master in &masters {
+            assert_eq!(master.value("sib").as_deref(), Some(other.value()));
+        }
+        // The other way round: releasing the handle a lock was extended from.
+        let again = other.extend(ttl).await.unwrap();
+        other.release().await.unwrap();
+        assert!(again.is_expired() && again.remaining().is_zero());
+        drop(again);
+        drop(lock);
+        assert!(no_keys_left(&masters));
+    }
+
+    async fn the_acquire_deadline_cuts_the_attempt_in_flight_and_its_cleanup(rt: Runtime) {
+        let masters = masters(3);
+        for master in &masters {
+            master.pause();
+        }
+        let redlock = builder(rt, &masters)
+            .retry_count(10)
+            .request_timeout(Duration::from_millis(400))
+            .acquire_timeout(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let error = redlock.acquire(["deadline"], Duration::from_secs(30)).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(matches!(error, LockError::Unavailable { .. }), "{error:?}");
+        assert!(error.attempts().unwrap().deadline_reached);
+        // Without the cut: the attempt's 400 ms timeout, then the cleanup's.
+        assert!(elapsed < Duration::from_millis(100 + 150), "{elapsed:?}");
+        // The masters apply the acquire when they resume, and the cleanup after it.
+        for master in &masters {
+            master.resume();
+        }
+        let give_up = Instant::now() + Duration::from_secs(2);
+        while !no_keys_left(&masters) && Instant::now() < give_up {
+            sleep(rt, Duration::from_millis(10)).await;
+        }
+        assert!(no_keys_left(&masters), "{:?}", keys_everywhere(&masters));
+    }
+
+    async fn the_acquire_deadline_stops_after_a_slow_cleanup(rt: Runtime) {
+        let masters = masters(3);
+        masters[0].hold("slow", Duration::from_secs(30));
+        masters[1].hold("slow", Duration::from_secs(30));
+        for master in &masters {
+            master.set_delay(Duration::from_millis(150));
+        }
+        let redlock = builder(rt, &masters)
+            .retry_count(10)
+            .retry_delay(Duration::from_millis(10))
+            .retry_jitter(Duration::ZERO)
+            .request_timeout(Duration::from_secs(1))
+            .acquire_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let error = redlock.acquire(["slow"], Duration::from_secs(30)).await.unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(matches!(error, LockError::Contended { .. }), "{error:?}");
+        let attempts = error.attempts().unwrap();
+        assert!(attempts.deadline_reached);
+        // The first attempt and its cleanup take 300 ms; no second attempt starts.
+        assert_eq!(attempts.total, 1);
+        assert!(elapsed < Duration::from_millis(250 + 200), "{elapsed:?}");
+        for master in &masters {
+            master.set_delay(Duration::ZERO);
+        }
+        let give_up = Instant::now() + Duration::from_secs(2);
+        while masters[2].value("slow").is_some() && Instant::now() < give_up {
+            sleep(rt, Duration::from_millis(10)).await;
+        }
+        assert_eq!(masters[2].value("slow"), None);
     }
 
     async fn extend_of_an_expired_lock_is_refused_locally(rt: Runtime) {
