@@ -26,7 +26,7 @@ pub use async_trait::async_trait;
 pub use backend::{BackendError, BackendErrorKind, LockBackend};
 pub use error::{InvalidInput, LockError};
 pub use lock::{Lock, ReleaseReport};
-pub use memory::MemoryBackend;
+pub use memory::{Fault, MemoryBackend};
 pub use redlock::{Redlock, RedlockBuilder};
 pub use runtime::Runtime;
 pub use settings::{MAX_TTL, Settings};

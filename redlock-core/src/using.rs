@@ -55,6 +55,29 @@ impl Redlock {
     /// If the returned future is dropped, the lock is released in the background where
     /// the runtime can spawn (otherwise it expires with its TTL).
     ///
+    /// The routine's own result comes back nested inside the lock's:
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use redlock_core::{MemoryBackend, Redlock};
+    ///
+    /// let redlock = Redlock::new([MemoryBackend::new(), MemoryBackend::new(), MemoryBackend::new()])?;
+    /// let parsed: Result<Result<u32, std::num::ParseIntError>, redlock_core::LockError> = redlock
+    ///     .using(&["counter"], Duration::from_secs(5), |signal| async move {
+    ///         assert!(!signal.is_aborted());
+    ///         "41".parse::<u32>().map(|n| n + 1)
+    ///     })
+    ///     .await;
+    /// assert_eq!(parsed??, 42); // the lock's error first, then the routine's
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "tokio"))]
+    /// # fn main() {}
+    /// ```
+    ///
     /// # Errors
     ///
     /// Only acquisition errors (as [`acquire`](Self::acquire)), and

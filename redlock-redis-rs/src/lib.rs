@@ -10,7 +10,10 @@ mod backend;
 
 pub use backend::{ConnectError, RedisBackend};
 pub use redis;
+/// The core crate, for what is not re-exported above (`memory::Fault`, `scripts`, ...).
+pub use redlock_core;
 pub use redlock_core::{
-    AttemptStats, Attempts, BackendError, BackendErrorKind, InvalidInput, Lock, LockBackend,
-    LockError, Outcome, Redlock, RedlockBuilder, ReleaseReport, Runtime, Settings, Vote,
+    Aborted, AttemptStats, Attempts, BackendError, BackendErrorKind, InvalidInput, Lock,
+    LockBackend, LockError, MAX_TTL, MemoryBackend, Operation, Outcome, Redlock, RedlockBuilder,
+    ReleaseReport, Runtime, Settings, Signal, UsingOutcome, Vote, async_trait,
 };
