@@ -112,8 +112,11 @@ pub enum InvalidInput {
     /// A duration setting is longer than [`MAX_TTL`](crate::MAX_TTL).
     #[error("{0} is longer than the maximum")]
     DurationTooLong(&'static str),
-    /// The automatic extension threshold must be shorter than the TTL.
-    #[error("automatic extension threshold {threshold:?} is not shorter than ttl {ttl:?}")]
+    /// The automatic extension threshold must be shorter than the longest validity of
+    /// the TTL (the TTL minus the clock-drift allowance).
+    #[error(
+        "automatic extension threshold {threshold:?} is not shorter than the validity of ttl {ttl:?} (ttl minus the clock-drift allowance)"
+    )]
     ThresholdNotBelowTtl {
         /// The configured threshold.
         threshold: Duration,

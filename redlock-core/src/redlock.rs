@@ -404,7 +404,10 @@ impl RedlockBuilder {
         self
     }
 
-    /// A cap on how long `using` keeps a lock.
+    /// A cap on how long `using` keeps extending a lock: no extension moves its
+    /// expiration past `max_hold` after the acquisition; when the next one would, the
+    /// signal fires ([`LockError::HoldLimit`]) before the current expiration. The first
+    /// TTL is never shortened, so a `max_hold` below the TTL means no extension at all.
     pub fn max_hold(mut self, max_hold: Duration) -> Self {
         self.settings.max_hold = Some(max_hold);
         self

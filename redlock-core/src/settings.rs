@@ -34,8 +34,9 @@ pub struct Settings {
     /// [`RedlockBuilder::acquire_timeout`](crate::RedlockBuilder::acquire_timeout));
     /// `None` bounds it by `retry_count` only.
     pub acquire_timeout: Option<Duration>,
-    /// `using` stops extending (and signals the routine) once the lock has been held
-    /// this long; `None` for no cap.
+    /// `using` makes no extension that would hold the lock past this long after the
+    /// acquisition, and signals the routine before the current expiration instead (the
+    /// first TTL is never shortened); `None` for no cap.
     pub max_hold: Option<Duration>,
     /// `using` performs at most this many extensions; `None` for no cap.
     pub max_extensions: Option<u32>,

@@ -46,6 +46,8 @@ pub struct Signal {
 struct State {
     error: Option<LockError>,
     expiration: Instant,
+    /// `using` is done with the lock.
+    ended: bool,
     extensions: u32,
     wakers: Vec<Option<Waker>>,
 }
@@ -67,6 +69,7 @@ impl Signal {
             shared: Arc::new(Mutex::new(State {
                 error: None,
                 expiration,
+                ended: false,
                 extensions: 0,
                 wakers: Vec::new(),
             })),
@@ -101,14 +104,25 @@ impl Signal {
         self.state().expiration
     }
 
-    /// The validity left (zero once expired).
+    /// The validity left: zero once expired, and zero once `using` is done with the
+    /// lock (the routine returned and the lock is being or was released), so a clone
+    /// kept past `using` never vouches for the lock.
     pub fn remaining(&self) -> Duration {
-        self.expiration().saturating_duration_since(Instant::now())
+        let state = self.state();
+        if state.ended {
+            return Duration::ZERO;
+        }
+        state.expiration.saturating_duration_since(Instant::now())
     }
 
     /// How many automatic extensions succeeded so far.
     pub fn extensions(&self) -> u32 {
         self.state().extensions
+    }
+
+    /// `using` is done with the lock: [`remaining`](Self::remaining) is zero from now on.
+    pub(crate) fn end(&self) {
+        self.state().ended = true;
     }
 
     pub(crate) fn extended(&self, expiration: Instant) {

@@ -164,6 +164,20 @@ impl fmt::Display for AttemptStats {
                 write!(f, "{vote}")?;
             }
         }
+        let mut unanswered = self
+            .votes
+            .iter()
+            .filter(|vote| matches!(vote.outcome, Outcome::NoReply))
+            .peekable();
+        if unanswered.peek().is_some() {
+            f.write_str("; no answer before the decision: ")?;
+            for (i, vote) in unanswered.enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                f.write_str(&vote.backend)?;
+            }
+        }
         if self.operation != Operation::Release
             && self.granted() >= self.quorum
             && self.validity.is_none()

@@ -82,7 +82,7 @@ impl Redlock {
     ///
     /// Only acquisition errors (as [`acquire`](Self::acquire)), and
     /// [`InvalidInput::ThresholdNotBelowTtl`] when the threshold is not shorter than
-    /// `ttl`. A lost lock during the routine is reported through the signal, not here.
+    /// `ttl` minus the clock-drift allowance (the longest validity a grant can have). A lost lock during the routine is reported through the signal, not here.
     pub async fn using<R, F, Fut, T>(
         &self,
         resources: impl IntoIterator<Item = R>,
@@ -141,7 +141,9 @@ impl Redlock {
         Fut: Future<Output = T>,
     {
         let threshold = self.settings.automatic_extension_threshold;
-        if threshold >= ttl {
+        // Measured against the longest validity a grant can have: a threshold at or
+        // above it would make every extension due again at once.
+        if threshold >= ttl.saturating_sub(self.settings.drift(ttl)) {
             return Err(InvalidInput::ThresholdNotBelowTtl { threshold, ttl }.into());
         }
         let timer = self.timer()?;
@@ -161,6 +163,7 @@ impl Redlock {
             }
         };
 
+        signal.end();
         let last = Lock::new(held, ttl, signal.expiration(), stats);
         let release = last.release_inner(Wait::All).await;
         match output {
@@ -186,9 +189,7 @@ async fn keep_extended(
 ) -> Infallible {
     let settings = &redlock.settings;
     let threshold = settings.automatic_extension_threshold;
-    // The routine hears of a failure this long before the validity ends: a fifth of the
-    // threshold, but at least a few timer ticks (tokio's timer has millisecond steps).
-    let margin = (threshold / 5).max(Duration::from_millis(5)).min(threshold);
+    let margin = signal_margin(threshold);
     let started = Instant::now();
     let mut extensions = 0u32;
     loop {
@@ -258,6 +259,39 @@ async fn keep_extended(
     pending().await
 }
 
+/// How long before the validity ends the routine hears of a failed extension: a fifth
+/// of the threshold, but at least a few timer ticks (tokio's timer has millisecond
+/// steps), and at most half of it, so an extension always has time before the signal
+/// fires.
+fn signal_margin(threshold: Duration) -> Duration {
+    (threshold / 5)
+        .max(Duration::from_millis(5))
+        .min(threshold / 2)
+}
+
 fn until(instant: Instant) -> Duration {
     instant.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_extension_always_gets_time_before_the_signal() {
+        for millis in [1, 2, 5, 10, 24, 25, 26, 100, 500, 10_000] {
+            let threshold = Duration::from_millis(millis);
+            let margin = signal_margin(threshold);
+            assert!(margin <= threshold / 2, "{threshold:?}: {margin:?}");
+            assert!(!margin.is_zero());
+        }
+        assert_eq!(
+            signal_margin(Duration::from_millis(500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            signal_margin(Duration::from_millis(20)),
+            Duration::from_millis(5)
+        );
+    }
 }

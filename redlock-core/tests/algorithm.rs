@@ -702,6 +702,23 @@ runtime_tests! {
         assert_eq!(masters[2].value("slow"), None);
     }
 
+    async fn an_error_names_the_masters_that_had_not_answered(rt: Runtime) {
+        let masters = masters(3);
+        masters[0].set_fault(Some(Fault::Error));
+        masters[1].set_fault(Some(Fault::Error));
+        masters[2].pause();
+        let redlock = builder(rt, &masters)
+            .request_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let error = redlock.try_acquire(["silent"], Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(error, LockError::Unavailable { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains("m0") && text.contains("m1"), "{text}");
+        assert!(text.contains("no answer before the decision: m2"), "{text}");
+        masters[2].resume();
+    }
+
     async fn extend_of_an_expired_lock_is_refused_locally(rt: Runtime) {
         let masters = masters(3);
         let redlock = builder(rt, &masters).build().unwrap();

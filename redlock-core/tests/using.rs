@@ -22,6 +22,49 @@ const TTL: Duration = Duration::from_millis(300);
 const THRESHOLD: Duration = Duration::from_millis(150);
 
 runtime_tests! {
+    async fn a_signal_kept_past_using_does_not_vouch_for_the_lock(rt: Runtime) {
+        let masters = masters(3);
+        let redlock = builder(rt, &masters)
+            .automatic_extension_threshold(THRESHOLD)
+            .build()
+            .unwrap();
+        let signal = redlock
+            .using(["kept"], Duration::from_secs(30), |signal| async move { signal })
+            .await
+            .unwrap();
+        let other = redlock.try_acquire(["kept"], Duration::from_secs(30)).await.unwrap();
+        assert_eq!(signal.remaining(), Duration::ZERO);
+        assert!(!signal.is_aborted(), "{:?}", signal.error());
+        other.release().await.unwrap();
+    }
+
+    async fn a_threshold_at_or_above_the_validity_is_refused(rt: Runtime) {
+        let masters = masters(3);
+        let redlock = builder(rt, &masters)
+            .automatic_extension_threshold(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        // 505 ms leaves at most 505 - 7.05 (drift) < 500 ms of validity: every
+        // extension would be due again at once.
+        let error = redlock
+            .using(["spin"], Duration::from_millis(505), |_| async {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, LockError::InvalidInput(InvalidInput::ThresholdNotBelowTtl { .. })),
+            "{error:?}"
+        );
+        assert!(no_keys_left(&masters));
+        let extensions = redlock
+            .using(["spin"], Duration::from_millis(600), |signal| async move {
+                sleep(rt, Duration::from_millis(250)).await;
+                signal.extensions()
+            })
+            .await
+            .unwrap();
+        assert!((1..=4).contains(&extensions), "{extensions} extensions");
+    }
+
     async fn routine_outliving_the_ttl_keeps_the_lock(rt: Runtime) {
         let masters = masters(3);
         let redlock = builder(rt, &masters)
