@@ -404,10 +404,12 @@ impl RedlockBuilder {
         self
     }
 
-    /// A cap on how long `using` keeps extending a lock: no extension moves its
-    /// expiration past `max_hold` after the acquisition; when the next one would, the
-    /// signal fires ([`LockError::HoldLimit`]) before the current expiration. The first
-    /// TTL is never shortened, so a `max_hold` below the TTL means no extension at all.
+    /// A cap on how long `using` keeps a lock: no extension moves its expiration past
+    /// `max_hold` after the acquisition, and the signal fires
+    /// ([`LockError::HoldLimit`]) by then at the latest (before the current expiration,
+    /// if that comes first). The first TTL is never shortened on the backends, so with
+    /// a `max_hold` below the TTL the routine is signalled at `max_hold` while the keys
+    /// stay until `using` releases them.
     pub fn max_hold(mut self, max_hold: Duration) -> Self {
         self.settings.max_hold = Some(max_hold);
         self

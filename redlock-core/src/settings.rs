@@ -35,8 +35,9 @@ pub struct Settings {
     /// `None` bounds it by `retry_count` only.
     pub acquire_timeout: Option<Duration>,
     /// `using` makes no extension that would hold the lock past this long after the
-    /// acquisition, and signals the routine before the current expiration instead (the
-    /// first TTL is never shortened); `None` for no cap.
+    /// acquisition, and signals the routine by then at the latest (see
+    /// [`RedlockBuilder::max_hold`](crate::RedlockBuilder::max_hold)); `None` for no
+    /// cap.
     pub max_hold: Option<Duration>,
     /// `using` performs at most this many extensions; `None` for no cap.
     pub max_extensions: Option<u32>,

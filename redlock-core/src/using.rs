@@ -192,21 +192,26 @@ async fn keep_extended(
     let margin = signal_margin(threshold);
     let started = Instant::now();
     let mut extensions = 0u32;
+    // With `max_hold`, the routine hears of the cap by then at the latest.
+    let hold_end = settings
+        .max_hold
+        .map(|max| started.checked_add(max).unwrap_or(started));
+    // Whether an extension made at `at` would be one too many or hold past the cap.
+    let capped_at = |at: Instant, extensions: u32| {
+        settings.max_extensions.is_some_and(|max| extensions >= max)
+            || hold_end.is_some_and(|cap| at.checked_add(ttl).is_none_or(|end| end > cap))
+    };
     loop {
         let expiration = lock.expiration();
         let abort_at = expiration.checked_sub(margin).unwrap_or(expiration);
         let extend_at = expiration.checked_sub(threshold).unwrap_or(started);
-        timer.sleep(until(extend_at)).await;
-
-        let capped = settings.max_extensions.is_some_and(|max| extensions >= max)
-            || settings.max_hold.is_some_and(|max| {
-                match (Instant::now().checked_add(ttl), started.checked_add(max)) {
-                    (Some(next_end), Some(cap)) => next_end > cap,
-                    _ => true,
-                }
-            });
-        if capped {
-            timer.sleep(until(abort_at)).await;
+        // A capped extension is known in advance: no need to wait for its time.
+        if !capped_at(extend_at, extensions) {
+            timer.sleep(until(extend_at)).await;
+        }
+        if capped_at(Instant::now().max(extend_at), extensions) {
+            let signal_at = hold_end.map_or(abort_at, |cap| cap.min(abort_at));
+            timer.sleep(until(signal_at)).await;
             signal.abort(LockError::HoldLimit {
                 extensions,
                 held: started.elapsed(),

@@ -38,6 +38,29 @@ runtime_tests! {
         other.release().await.unwrap();
     }
 
+    async fn a_max_hold_below_the_ttl_signals_at_max_hold(rt: Runtime) {
+        let masters = masters(3);
+        let max_hold = Duration::from_millis(100);
+        let redlock = builder(rt, &masters)
+            .automatic_extension_threshold(THRESHOLD)
+            .max_hold(max_hold)
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let (fired, expiration, error) = redlock
+            .using(["short"], Duration::from_millis(600), |signal| async move {
+                let error = signal.aborted().await;
+                (Instant::now(), signal.expiration(), error)
+            })
+            .await
+            .unwrap();
+        assert!(matches!(error, LockError::HoldLimit { extensions: 0, .. }), "{error}");
+        let after = fired - start;
+        assert!(after >= max_hold && after < max_hold + Duration::from_millis(150), "{after:?}");
+        assert!(fired < expiration);
+        assert!(no_keys_left(&masters));
+    }
+
     async fn a_threshold_at_or_above_the_validity_is_refused(rt: Runtime) {
         let masters = masters(3);
         let redlock = builder(rt, &masters)
