@@ -298,7 +298,10 @@ impl RedisServer {
                     log,
                 });
             }
-            if ping(self.port) {
+            // PONG alone could come from another test's server that took the port
+            // first (ours then fails to bind and exits): this start's own log must say
+            // that it listens.
+            if ping(self.port) && self.says_ready() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -310,6 +313,13 @@ impl RedisServer {
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether this start's log (one file per start) says the server listens.
+    fn says_ready(&self) -> bool {
+        fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .contains("Ready to accept connections")
     }
 
     /// The last lines of the current log.
