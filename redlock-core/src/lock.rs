@@ -15,6 +15,7 @@ use crate::{
     error::LockError,
     quorum::{self, Request, Spec, Target, Verdict, Wait},
     redlock::{Redlock, expiration, failure},
+    runtime::until,
     stats::{AttemptStats, Attempts},
 };
 
@@ -177,7 +178,7 @@ impl Lock {
         if self.held.is_released() {
             return Duration::ZERO;
         }
-        self.expiration.saturating_duration_since(Instant::now())
+        until(self.expiration)
     }
 
     /// Whether the lock no longer protects its resources: its validity ran out, or it

@@ -415,7 +415,7 @@ fn resends(kind: BackendErrorKind) -> bool {
 async fn settle(mut work: Vec<Unsettled>, resend: Resend, timer: Timer, deadline: Instant) {
     // First the unanswered requests, all under the round's deadline (one timer).
     if work.iter().any(|unsettled| unsettled.unanswered.is_some()) {
-        let mut expired = pin!(timer.sleep(deadline.saturating_duration_since(Instant::now())));
+        let mut expired = pin!(timer.sleep_until(deadline));
         poll_fn(|cx| {
             let mut waiting = false;
             for unsettled in &mut work {

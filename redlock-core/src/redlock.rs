@@ -10,7 +10,7 @@ use crate::{
     error::{InvalidInput, LockError},
     lock::{Held, Lock},
     quorum::{self, Backends, Request, Round, Spec, Verdict, Wait},
-    runtime::{Runtime, Timer},
+    runtime::{Runtime, Timer, until},
     settings::Settings,
     stats::Attempts,
 };
@@ -203,9 +203,7 @@ impl Redlock {
                 let spec = Spec {
                     request: Request::Acquire(ttl),
                     // An attempt in flight is cut short at the deadline.
-                    timeout: deadline.map_or(timeout, |deadline| {
-                        timeout.min(deadline.saturating_duration_since(Instant::now()))
-                    }),
+                    timeout: deadline.map_or(timeout, |deadline| timeout.min(until(deadline))),
                     drift,
                     attempt,
                     wait: Wait::Decision,
@@ -265,13 +263,10 @@ impl Redlock {
                     // The caller gets the error at the deadline; a cleanup not finished
                     // by then is dropped, and dropping `held` (not marked released)
                     // runs it again in the background, as for a dropped `acquire`.
-                    Some(deadline) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        matches!(
-                            select(pin!(cleanup), pin!(timer.sleep(left))).await,
-                            Either::Left(_)
-                        )
-                    }
+                    Some(deadline) => matches!(
+                        select(pin!(cleanup), pin!(timer.sleep_until(deadline))).await,
+                        Either::Left(_)
+                    ),
                 };
                 if cleaned {
                     held.mark_released();

@@ -7,7 +7,10 @@
 //! runs on, and [`RedlockBuilder::runtime`](crate::RedlockBuilder::runtime) picks one
 //! explicitly.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use crate::error::InvalidInput;
 
@@ -128,6 +131,11 @@ impl Timer {
         Runtime::detect().and_then(|runtime| runtime.timer().ok())
     }
 
+    /// Completes at `instant` (at once if it passed).
+    pub(crate) async fn sleep_until(self, instant: Instant) {
+        self.sleep(until(instant)).await;
+    }
+
     /// Completes after `duration`.
     pub(crate) async fn sleep(self, duration: Duration) {
         match self {
@@ -139,4 +147,9 @@ impl Timer {
             }
         }
     }
+}
+
+/// The time left until `instant` (zero once it passed).
+pub(crate) fn until(instant: Instant) -> Duration {
+    instant.saturating_duration_since(Instant::now())
 }

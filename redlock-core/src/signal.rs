@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::error::LockError;
+use crate::{error::LockError, runtime::until};
 
 /// Whether the lock behind a [`Redlock::using`](crate::Redlock::using) routine is still
 /// held.
@@ -112,7 +112,7 @@ impl Signal {
         if state.ended {
             return Duration::ZERO;
         }
-        state.expiration.saturating_duration_since(Instant::now())
+        until(state.expiration)
     }
 
     /// How many automatic extensions succeeded so far.

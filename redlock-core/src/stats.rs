@@ -154,30 +154,15 @@ impl fmt::Display for AttemptStats {
             self.backends,
             self.quorum
         )?;
-        let mut against = self.votes_against().peekable();
-        if against.peek().is_some() {
-            f.write_str("; against: ")?;
-            for (i, vote) in against.enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{vote}")?;
-            }
-        }
-        let mut unanswered = self
-            .votes
-            .iter()
-            .filter(|vote| matches!(vote.outcome, Outcome::NoReply))
-            .peekable();
-        if unanswered.peek().is_some() {
-            f.write_str("; no answer before the decision: ")?;
-            for (i, vote) in unanswered.enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                f.write_str(&vote.backend)?;
-            }
-        }
+        write_list(f, "; against: ", self.votes_against())?;
+        write_list(
+            f,
+            "; no answer before the decision: ",
+            self.votes
+                .iter()
+                .filter(|vote| matches!(vote.outcome, Outcome::NoReply))
+                .map(|vote| &vote.backend),
+        )?;
         if self.operation != Operation::Release
             && self.granted() >= self.quorum
             && self.validity.is_none()
@@ -190,6 +175,19 @@ impl fmt::Display for AttemptStats {
         }
         Ok(())
     }
+}
+
+/// Writes `label` and the items separated by commas, or nothing when there are none.
+fn write_list<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    label: &str,
+    items: impl Iterator<Item = T>,
+) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        f.write_str(if i == 0 { label } else { ", " })?;
+        write!(f, "{item}")?;
+    }
+    Ok(())
 }
 
 /// The attempts of one failed operation: how many there were and the last few.

@@ -82,7 +82,8 @@ impl Redlock {
     ///
     /// Only acquisition errors (as [`acquire`](Self::acquire)), and
     /// [`InvalidInput::ThresholdNotBelowTtl`] when the threshold is not shorter than
-    /// `ttl` minus the clock-drift allowance (the longest validity a grant can have). A lost lock during the routine is reported through the signal, not here.
+    /// `ttl` minus the clock-drift allowance (the longest validity a grant can have). A
+    /// lost lock during the routine is reported through the signal, not here.
     pub async fn using<R, F, Fut, T>(
         &self,
         resources: impl IntoIterator<Item = R>,
@@ -207,11 +208,11 @@ async fn keep_extended(
         let extend_at = expiration.checked_sub(threshold).unwrap_or(started);
         // A capped extension is known in advance: no need to wait for its time.
         if !capped_at(extend_at, extensions) {
-            timer.sleep(until(extend_at)).await;
+            timer.sleep_until(extend_at).await;
         }
         if capped_at(Instant::now().max(extend_at), extensions) {
             let signal_at = hold_end.map_or(abort_at, |cap| cap.min(abort_at));
-            timer.sleep(until(signal_at)).await;
+            timer.sleep_until(signal_at).await;
             signal.abort(LockError::HoldLimit {
                 extensions,
                 held: started.elapsed(),
@@ -238,7 +239,7 @@ async fn keep_extended(
                     timer.sleep(pause).await;
                 }
             };
-            match select(pin!(attempts), pin!(timer.sleep(until(abort_at)))).await {
+            match select(pin!(attempts), pin!(timer.sleep_until(abort_at))).await {
                 Either::Left((result, _)) => Some(result),
                 Either::Right(((), _)) => None,
             }
@@ -272,10 +273,6 @@ fn signal_margin(threshold: Duration) -> Duration {
     (threshold / 5)
         .max(Duration::from_millis(5))
         .min(threshold / 2)
-}
-
-fn until(instant: Instant) -> Duration {
-    instant.saturating_duration_since(Instant::now())
 }
 
 #[cfg(test)]
